@@ -1,0 +1,1 @@
+//! The `#[npu_model]` attribute (see the workspace README).

@@ -1,0 +1,18 @@
+# Sourced by the project's scripts: where the cache and the Python oracle venv live, and how to
+# make sure the venv exists. Nothing here is committed output; everything lands in $NPU_CACHE.
+export NPU_CACHE="${NPU_CACHE:-$HOME/.cache/npu-model}"
+export NPU_VENV="${NPU_VENV:-$NPU_CACHE/venv}"
+export NPU_PYTHON="$NPU_VENV/bin/python"
+
+# Pinned oracle packages: gguf-py from the llama.cpp authors, numpy, pytest.
+NPU_PY_PACKAGES=(gguf==0.19.0 numpy==2.4.6 pytest==8.4.2)
+
+npu_venv() {
+  local stamp="$NPU_VENV/.npu-packages"
+  if [ ! -x "$NPU_PYTHON" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${NPU_PY_PACKAGES[*]}" ]; then
+    echo "env: creating Python venv $NPU_VENV (${NPU_PY_PACKAGES[*]})" >&2
+    python3 -m venv "$NPU_VENV"
+    "$NPU_PYTHON" -m pip install -q --disable-pip-version-check "${NPU_PY_PACKAGES[@]}"
+    echo "${NPU_PY_PACKAGES[*]}" > "$stamp"
+  fi
+}

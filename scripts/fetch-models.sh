@@ -58,7 +58,7 @@ vocab() {
   local dir="$CACHE/vocab"
   [ -f "$dir/.complete" ] && return 0
   log "downloading tokenizer test vectors (PyPI llama-cpp-python==0.3.36 sdist)"
-  "$PY" -m pip download -q --no-deps --no-binary :all: -d "$CACHE/sdist" llama-cpp-python==0.3.36
+  "$PY" -m pip download -q --no-deps --no-binary llama-cpp-python -d "$CACHE/sdist" llama-cpp-python==0.3.36
   local tmp; tmp=$(mktemp -d "$CACHE/tmp.XXXXXX")
   tar xzf "$CACHE/sdist/llama_cpp_python-0.3.36.tar.gz" -C "$tmp" --wildcards \
     'llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-*'

@@ -3,3 +3,11 @@
 //! runtime share, so both sides agree by construction.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod exec;
+pub mod format;
+pub mod target;
+
+pub use error::Error;

@@ -1,1 +1,51 @@
-fn main() {}
+//! `npu`: inspect, dequantize (and later pack and run) GGUF models from the command line.
+//!
+//! One module per subcommand, each with an `Args` (clap) and a `run`. Adding a subcommand is a
+//! module, a variant of [`Command`] and a match arm in [`main`].
+
+mod dequant;
+mod inspect;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Result of a subcommand: any error is printed as `npu: <message>`.
+type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(name = "npu", version, about = "Inspect and dequantize GGUF models for npu-model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show architecture, hyperparameters, tokenizer summary and the tensor table of a GGUF file.
+    Inspect(inspect::Args),
+    /// Write one tensor as raw little-endian f32 in ggml element order (ne0 fastest).
+    Dequant(dequant::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; usage errors exit 1 like every other error.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Dequant(args) => dequant::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("npu: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

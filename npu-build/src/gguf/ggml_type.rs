@@ -175,7 +175,7 @@ impl GgmlType {
     /// Bytes of `n_elements` elements of this type, or `None` when `n_elements` is not a whole
     /// number of blocks or the product overflows `u64`.
     pub fn bytes_for(self, n_elements: u64) -> Option<u64> {
-        if n_elements % self.block_len() != 0 {
+        if !n_elements.is_multiple_of(self.block_len()) {
             return None;
         }
         (n_elements / self.block_len()).checked_mul(self.block_bytes())

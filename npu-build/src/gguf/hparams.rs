@@ -1,0 +1,241 @@
+//! Typed hyperparameters and a tokenizer summary, from the metadata keys llama.cpp writes.
+//!
+//! Architectures are rows of [`ARCHITECTURES`]: every supported architecture stores its
+//! hyperparameters under `{arch}.` with the same key names, so a new one that follows the
+//! llama layout is one more row (its name and rope style).
+
+use super::error::ErrorKind;
+use super::{Error, Gguf};
+
+/// How rotary position embedding pairs up the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RopeStyle {
+    /// Rotate adjacent pairs `(x[2i], x[2i+1])` (ggml `LLAMA_ROPE_TYPE_NORM`; the llama
+    /// converter permutes Q/K so this matches the original model).
+    Normal,
+    /// Rotate halves `(x[i], x[i + n/2])` (ggml `LLAMA_ROPE_TYPE_NEOX`).
+    Neox,
+}
+
+impl RopeStyle {
+    /// Lower-case name: `"normal"` or `"neox"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RopeStyle::Normal => "normal",
+            RopeStyle::Neox => "neox",
+        }
+    }
+}
+
+/// What differs between supported architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchSpec {
+    /// The value of `general.architecture` (and the metadata key prefix).
+    pub name: &'static str,
+    /// Rope pairing, as llama.cpp's `llama_model_rope_type` assigns it.
+    pub rope_style: RopeStyle,
+}
+
+/// The architectures [`Gguf::hparams`] reads.
+pub const ARCHITECTURES: &[ArchSpec] = &[
+    ArchSpec { name: "llama", rope_style: RopeStyle::Normal },
+    ArchSpec { name: "qwen2", rope_style: RopeStyle::Neox },
+];
+
+/// Hyperparameters of a decoder-only transformer, read and cross-checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HParams {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// `{arch}.context_length`: trained context, in tokens.
+    pub context_length: u32,
+    /// `{arch}.embedding_length`: model width d.
+    pub embedding_length: u32,
+    /// `{arch}.block_count`: transformer blocks.
+    pub block_count: u32,
+    /// `{arch}.feed_forward_length`: FFN hidden width.
+    pub feed_forward_length: u32,
+    /// `{arch}.attention.head_count`: query heads.
+    pub head_count: u32,
+    /// `{arch}.attention.head_count_kv` (default: `head_count`): key/value heads.
+    pub head_count_kv: u32,
+    /// `{arch}.attention.key_length` if present, else `embedding_length / head_count`.
+    pub head_dim: u32,
+    /// `{arch}.attention.layer_norm_rms_epsilon`.
+    pub rms_norm_eps: f32,
+    /// `{arch}.rope.freq_base` (default 10000).
+    pub rope_freq_base: f32,
+    /// `{arch}.rope.dimension_count` (default: `head_dim`): dimensions rotated per head.
+    pub rope_dimension_count: u32,
+    /// Rope pairing of this architecture.
+    pub rope_style: RopeStyle,
+    /// Tokens: length of `tokenizer.ggml.tokens`, else `{arch}.vocab_size`, else the second
+    /// dimension of `token_embd.weight`.
+    pub vocab_size: u32,
+    /// Whether the attention Q/K/V projections have biases (`blk.0.attn_q.bias` exists).
+    pub qkv_bias: bool,
+    /// Whether the output projection reuses `token_embd.weight` (no `output.weight` tensor).
+    pub tied_output: bool,
+}
+
+/// A summary of the `tokenizer.ggml.*` metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenizerSummary<'a> {
+    /// `tokenizer.ggml.model` (`"gpt2"` for byte-level BPE, `"llama"` for SentencePiece...).
+    pub model: Option<&'a str>,
+    /// `tokenizer.ggml.pre`: the pre-tokenizer (`"smollm"`, `"qwen2"`...).
+    pub pre: Option<&'a str>,
+    /// Length of `tokenizer.ggml.tokens`.
+    pub n_tokens: Option<u64>,
+    /// Length of `tokenizer.ggml.merges`.
+    pub n_merges: Option<u64>,
+    /// `tokenizer.ggml.bos_token_id`.
+    pub bos_id: Option<u32>,
+    /// `tokenizer.ggml.eos_token_id`.
+    pub eos_id: Option<u32>,
+    /// `tokenizer.ggml.add_bos_token`.
+    pub add_bos: Option<bool>,
+    /// Whether `tokenizer.chat_template` is present.
+    pub has_chat_template: bool,
+}
+
+impl Gguf<'_> {
+    /// `general.architecture`.
+    pub fn architecture(&self) -> Result<&str, Error> {
+        self.get_str("general.architecture")?
+            .ok_or_else(|| self.err(ErrorKind::MissingKey { key: "general.architecture".to_owned() }))
+    }
+
+    /// The typed hyperparameters, for an architecture in [`ARCHITECTURES`].
+    pub fn hparams(&self) -> Result<HParams, Error> {
+        let arch = self.architecture()?;
+        let spec = ARCHITECTURES.iter().find(|s| s.name == arch).ok_or_else(|| {
+            self.err(ErrorKind::UnsupportedArchitecture {
+                arch: arch.to_owned(),
+                supported: ARCHITECTURES.iter().map(|s| s.name).collect(),
+            })
+        })?;
+        let key = |k: &str| format!("{arch}.{k}");
+        let required_u32 = |k: &str| -> Result<u32, Error> {
+            let k = key(k);
+            let v = self.get_u32(&k)?.ok_or_else(|| self.err(ErrorKind::MissingKey { key: k.clone() }))?;
+            if v == 0 {
+                return Err(self.bad(&k, "must be nonzero".to_owned()));
+            }
+            Ok(v)
+        };
+
+        let context_length = required_u32("context_length")?;
+        let embedding_length = required_u32("embedding_length")?;
+        let block_count = required_u32("block_count")?;
+        let feed_forward_length = required_u32("feed_forward_length")?;
+        let head_count = required_u32("attention.head_count")?;
+        let head_count_kv = match self.get_u32(&key("attention.head_count_kv"))? {
+            Some(0) => return Err(self.bad(&key("attention.head_count_kv"), "must be nonzero".to_owned())),
+            Some(n) => n,
+            None => head_count,
+        };
+        if !head_count.is_multiple_of(head_count_kv) {
+            return Err(self.bad(
+                &key("attention.head_count_kv"),
+                format!("head_count {head_count} is not a multiple of head_count_kv {head_count_kv}"),
+            ));
+        }
+        let head_dim = match self.get_u32(&key("attention.key_length"))? {
+            Some(0) => return Err(self.bad(&key("attention.key_length"), "must be nonzero".to_owned())),
+            Some(n) => n,
+            None if !embedding_length.is_multiple_of(head_count) => {
+                return Err(self.bad(
+                    &key("attention.head_count"),
+                    format!("embedding_length {embedding_length} is not a multiple of head_count {head_count}"),
+                ))
+            }
+            None => embedding_length / head_count,
+        };
+        let eps_key = key("attention.layer_norm_rms_epsilon");
+        let rms_norm_eps =
+            self.get_f32(&eps_key)?.ok_or_else(|| self.err(ErrorKind::MissingKey { key: eps_key.clone() }))?;
+        if !(rms_norm_eps.is_finite() && rms_norm_eps > 0.0) {
+            return Err(self.bad(&eps_key, format!("{rms_norm_eps} is not a positive number")));
+        }
+        let rope_freq_base = self.get_f32(&key("rope.freq_base"))?.unwrap_or(10000.0);
+        if !(rope_freq_base.is_finite() && rope_freq_base > 0.0) {
+            return Err(self.bad(&key("rope.freq_base"), format!("{rope_freq_base} is not a positive number")));
+        }
+        let rope_dimension_count = self.get_u32(&key("rope.dimension_count"))?.unwrap_or(head_dim);
+        if rope_dimension_count == 0 || !rope_dimension_count.is_multiple_of(2) || rope_dimension_count > head_dim {
+            return Err(self.bad(
+                &key("rope.dimension_count"),
+                format!("{rope_dimension_count} must be even, nonzero and at most the head dimension {head_dim}"),
+            ));
+        }
+
+        let embd = self.tensor("token_embd.weight");
+        let vocab_size = match self.get_array("tokenizer.ggml.tokens")? {
+            Some(a) => u32::try_from(a.len()).ok(),
+            None => match self.get_u32(&key("vocab_size"))? {
+                Some(n) => Some(n),
+                None => embd.and_then(|t| t.dims().get(1)).and_then(|&n| u32::try_from(n).ok()),
+            },
+        };
+        let vocab_size = match vocab_size {
+            Some(n) if n > 0 => n,
+            _ => {
+                return Err(self.bad(
+                    "tokenizer.ggml.tokens",
+                    "vocabulary size unknown or zero (no tokens array, vocab_size or token_embd.weight)".to_owned(),
+                ))
+            }
+        };
+        // llama.cpp rejects a token embedding of any other shape; catching it here names the
+        // cause instead of failing later in the packer.
+        if let Some(t) = embd {
+            if t.dims() != [u64::from(embedding_length), u64::from(vocab_size)] {
+                return Err(self.bad(
+                    "token_embd.weight",
+                    format!(
+                        "tensor shape {:?} does not match [embedding_length {embedding_length}, vocab {vocab_size}]",
+                        t.dims()
+                    ),
+                ));
+            }
+        }
+
+        Ok(HParams {
+            architecture: arch.to_owned(),
+            context_length,
+            embedding_length,
+            block_count,
+            feed_forward_length,
+            head_count,
+            head_count_kv,
+            head_dim,
+            rms_norm_eps,
+            rope_freq_base,
+            rope_dimension_count,
+            rope_style: spec.rope_style,
+            vocab_size,
+            qkv_bias: self.tensor("blk.0.attn_q.bias").is_some(),
+            tied_output: self.tensor("output.weight").is_none(),
+        })
+    }
+
+    /// The tokenizer metadata in brief. Absent keys are `None`; present keys of the wrong type
+    /// are errors.
+    pub fn tokenizer(&self) -> Result<TokenizerSummary<'_>, Error> {
+        Ok(TokenizerSummary {
+            model: self.get_str("tokenizer.ggml.model")?,
+            pre: self.get_str("tokenizer.ggml.pre")?,
+            n_tokens: self.get_array("tokenizer.ggml.tokens")?.map(|a| a.len()),
+            n_merges: self.get_array("tokenizer.ggml.merges")?.map(|a| a.len()),
+            bos_id: self.get_u32("tokenizer.ggml.bos_token_id")?,
+            eos_id: self.get_u32("tokenizer.ggml.eos_token_id")?,
+            add_bos: self.get_bool("tokenizer.ggml.add_bos_token")?,
+            has_chat_template: self.get("tokenizer.chat_template").is_some(),
+        })
+    }
+
+    fn bad(&self, key: &str, detail: String) -> Error {
+        self.err(ErrorKind::BadValue { key: key.to_owned(), detail })
+    }
+}

@@ -5,7 +5,15 @@
 //! 1. [`gguf`]: read a GGUF file over a memory map (header, metadata, tensor table) and give
 //!    typed access to the model's hyperparameters.
 //! 2. [`dequant`]: turn a tensor's ggml blocks (any common ggml type) into f32 rows.
+//! 3. [`quant`]: pick a scheme (`fp16`, `int8`, `int8_hadamard`, `int4`, `int4_hadamard`) and
+//!    turn f32 rows into a pipeline's values: rotation, per-channel per-K-segment scales.
+//! 4. [`pack`]: place every tensor in its target's native layout, split across cores, into
+//!    one 64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
+//! 5. [`report`]: per-tensor weight and matmul-output error of the packed model.
 #![deny(missing_docs)]
 
 pub mod dequant;
 pub mod gguf;
+pub mod pack;
+pub mod quant;
+pub mod report;

@@ -276,11 +276,11 @@ impl Layout {
             Layout::Tiled { n_tile, k_tile, elem } => {
                 k_tile > 0
                     && n_tile > 0
-                    && k_pad % k_tile as usize == 0
-                    && n_pad % n_tile as usize == 0
-                    && (k_tile as usize * elem.bits()) % 8 == 0
+                    && k_pad.is_multiple_of(k_tile as usize)
+                    && n_pad.is_multiple_of(n_tile as usize)
+                    && (k_tile as usize * elem.bits()).is_multiple_of(8)
             }
-            Layout::RowMajor { elem } => (k_pad * elem.bits()) % 8 == 0,
+            Layout::RowMajor { elem } => (k_pad * elem.bits()).is_multiple_of(8),
         }
     }
 }
@@ -367,12 +367,12 @@ impl Geometry {
             && self.n_align > 0
             && self.cores > 0
             && self.k_seg_len > 0
-            && self.k_seg_len % self.k_align == 0
+            && self.k_seg_len.is_multiple_of(self.k_align)
             && self.k_pad >= self.k
-            && self.k_pad % self.k_align == 0
+            && self.k_pad.is_multiple_of(self.k_align)
             && self.k_pad - self.k < self.k_align
             && self.n_pad >= self.n
-            && self.n_pad % self.n_align == 0
+            && self.n_pad.is_multiple_of(self.n_align)
             && self.n_pad - self.n < self.n_align
             && self.k_segs >= 1
             && (self.k_segs - 1) * self.k_seg_len < self.k_pad.max(1)
@@ -512,7 +512,7 @@ impl<'a> TensorDesc<'a> {
             (Some(r), s) => {
                 let ok = s.is_some_and(|s| s.hadamard())
                     && r.block.is_power_of_two()
-                    && g.k_pad % r.block == 0;
+                    && g.k_pad.is_multiple_of(r.block);
                 if !ok {
                     return Err(Error::BadDescriptor("rotation"));
                 }
@@ -537,7 +537,7 @@ impl<'a> TensorDesc<'a> {
                 }
                 if !self.layout.fits(k_len as usize, n_len as usize)
                     || sh.data.len != self.layout.byte_len(k_len as usize, n_len as usize) as u64
-                    || sh.data.offset % BLOB_ALIGN != 0
+                    || !sh.data.offset.is_multiple_of(BLOB_ALIGN)
                     || !in_range(sh.data, blob_len)
                 {
                     return Err(Error::BadDescriptor("shard region"));
@@ -549,7 +549,7 @@ impl<'a> TensorDesc<'a> {
         } else {
             0
         };
-        if self.scales.len != want_scales || (want_scales > 0 && (self.scales.offset % 4 != 0 || !in_range(self.scales, blob_len))) {
+        if self.scales.len != want_scales || (want_scales > 0 && (!self.scales.offset.is_multiple_of(4) || !in_range(self.scales, blob_len))) {
             return Err(Error::BadDescriptor("scale region"));
         }
         Ok(())

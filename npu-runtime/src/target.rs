@@ -91,7 +91,7 @@ pub struct Target {
 /// overflow whatever the data (no reliance on rotation or luck). 640 is the largest multiple
 /// of 32 below the bound 668.
 pub const INT4_K_SEG: u32 = 640;
-const _: () = assert!(49 * INT4_K_SEG <= i16::MAX as u32 && INT4_K_SEG % 32 == 0);
+const _: () = assert!(49 * INT4_K_SEG <= i16::MAX as u32 && INT4_K_SEG.is_multiple_of(32));
 const _: () = assert!(INT4_K_SEG <= Pipeline::I4I4I16.overflow_free_k());
 
 const RK_WINDOW: u64 = 4 << 30;

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod error;
 pub mod exec;
 pub mod format;
+pub mod model;
 pub mod target;
 
 pub use error::Error;

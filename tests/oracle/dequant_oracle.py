@@ -11,6 +11,7 @@ digests: a mismatch reports the exact index, both values and the block's bytes).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ SUPPORTED = [
 ]
 
 
+@functools.cache
 def cargo_target_dir() -> Path:
     if os.environ.get("CARGO_TARGET_DIR"):
         return Path(os.environ["CARGO_TARGET_DIR"])
@@ -42,15 +44,21 @@ def cargo_target_dir() -> Path:
     return Path(json.loads(meta.stdout)["target_directory"])
 
 
-def build_dequant_raw() -> Path:
-    """Builds (if needed) and returns the path of the release `dequant_raw` example."""
-    subprocess.run(
-        ["cargo", "build", "--release", "--quiet", "-p", "npu-build", "--example", "dequant_raw"],
-        cwd=REPO, check=True,
-    )
-    exe = cargo_target_dir() / "release" / "examples" / "dequant_raw"
+@functools.cache
+def cargo_release_exe(package: str, kind: str, name: str) -> Path:
+    """Builds (once per test session; a no-op after scripts/test.sh's build) and returns a
+    release executable: kind is "example" or "bin". NPU_ORACLE_BUILD=0 uses what is built."""
+    if os.environ.get("NPU_ORACLE_BUILD") != "0":
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", package, f"--{kind}", name],
+                       cwd=REPO, check=True)
+    exe = cargo_target_dir() / "release" / ("examples" if kind == "example" else "") / name
     assert exe.is_file(), exe
     return exe
+
+
+def build_dequant_raw() -> Path:
+    """The release `dequant_raw` example (npu-build/examples/dequant_raw.rs)."""
+    return cargo_release_exe("npu-build", "example", "dequant_raw")
 
 
 def oracle_dequantize(raw: np.ndarray, qtype: T) -> np.ndarray:
@@ -151,13 +159,19 @@ def run_jobs(exe: Path, jobs: list[Job]) -> dict:
     return stats
 
 
-def tensor_jobs(path: Path, max_chunk_values: int = 8 << 20, types=None) -> list[Job]:
+@functools.lru_cache(maxsize=2)
+def open_reader(path: Path) -> gguf.GGUFReader:
+    """gguf-py's reader of a real model, shared across tests: parsing a 150k-token vocabulary
+    takes seconds."""
+    return gguf.GGUFReader(path)
+
+
+def tensor_jobs(path: Path, reader: gguf.GGUFReader | None = None,
+                max_chunk_values: int = 8 << 20) -> list[Job]:
     """One job per tensor of a GGUF file (per row chunk for big tensors), via gguf-py's reader."""
-    reader = gguf.GGUFReader(path)
+    reader = reader or gguf.GGUFReader(path)
     jobs = []
     for t in reader.tensors:
-        if types is not None and t.tensor_type not in types:
-            continue
         row_len = int(t.shape[0])
         rows = t.n_elements // row_len
         block, size = GGML_QUANT_SIZES[t.tensor_type]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import gguf
 
-from dequant_oracle import build_dequant_raw, run_jobs, tensor_jobs
+from dequant_oracle import build_dequant_raw, open_reader, run_jobs, tensor_jobs
 
 CACHE = Path(os.environ.get("NPU_CACHE", Path.home() / ".cache" / "npu-model"))
 
@@ -46,10 +46,10 @@ def dequant_raw():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_tensor_matches_gguf_py(dequant_raw, name):
     path = model_path(name)
-    reader = gguf.GGUFReader(path)
+    reader = open_reader(path)
     types = Counter(t.tensor_type.name for t in reader.tensors)
     assert dict(types) == MODELS[name]
-    jobs = tensor_jobs(path)
+    jobs = tensor_jobs(path, reader)
     stats = run_jobs(dequant_raw, jobs)
     assert stats["values"] == sum(int(t.n_elements) for t in reader.tensors)
     print(f"{name}: {len(reader.tensors)} tensors, {stats['jobs']} chunks, "

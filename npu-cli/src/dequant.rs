@@ -15,6 +15,9 @@ pub struct Args {
     /// Output file (`-` for stdout): raw little-endian f32, ne0 fastest, no header.
     #[arg(short, long)]
     output: PathBuf,
+    /// Values dequantized per chunk (whole rows; at least one row). Hidden: for tests.
+    #[arg(long, hide = true, default_value_t = CHUNK_VALUES)]
+    chunk_values: u64,
 }
 
 /// f32 values dequantized per chunk: bounds memory for big tensors (16 MiB of f32).
@@ -38,7 +41,7 @@ pub fn run(args: Args) -> CmdResult {
 
     // Whole rows per chunk (at least one: a single row longer than the chunk is done whole).
     let row_len = t.row_len();
-    let rows_per_chunk = CHUNK_VALUES.checked_div(row_len).unwrap_or(t.n_rows()).max(1);
+    let rows_per_chunk = args.chunk_values.checked_div(row_len).unwrap_or(t.n_rows()).max(1);
     let mut values: Vec<f32> = Vec::new();
     let mut bytes: Vec<u8> = Vec::new();
     let mut row = 0u64;

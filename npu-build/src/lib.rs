@@ -10,6 +10,7 @@
 //! 4. [`pack`]: place every tensor in its target's native layout, split across cores, into
 //!    one 64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
 //! 5. [`report`]: per-tensor weight and matmul-output error of the packed model.
+//! 6. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
 #![deny(missing_docs)]
 
 pub mod dequant;
@@ -17,3 +18,4 @@ pub mod gguf;
 pub mod pack;
 pub mod quant;
 pub mod report;
+pub mod tokenizer;

@@ -10,5 +10,6 @@ pub mod exec;
 pub mod format;
 pub mod model;
 pub mod target;
+pub mod tokenizer;
 
 pub use error::Error;

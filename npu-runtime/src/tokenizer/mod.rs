@@ -1,0 +1,596 @@
+//! Tokenizers over static tables: GPT-2 byte-level BPE (with the pre-tokenizers of common
+//! models) and SentencePiece BPE, giving the token ids llama.cpp gives.
+//!
+//! The tables ([`TokenizerTables`]) are plain borrowed slices: `npu-build` emits them as Rust
+//! consts at build time, or builds them at run time from a GGUF. Nothing here allocates:
+//! encoding writes ids into a caller's slice (or calls a sink) and works in caller-provided
+//! scratch, string → id lookups are binary searches over a sorted id list, merge lookups are
+//! binary searches over a sorted pair list. Every failure is a [`TokenizerError`].
+//!
+//! What llama.cpp does that this module does on purpose too:
+//! - special tokens are cut out of the text first, longest first (user-defined tokens always,
+//!   control tokens only when the caller asks to parse specials);
+//! - invalid UTF-8 in the input becomes U+FFFD before byte-level BPE sees it;
+//! - SentencePiece prepends a space to the first fragment and to each fragment after a special
+//!   token, and falls back to `<0xXX>` byte tokens.
+//!
+//! Decoding ([`Tokenizer::piece`]) gives a token's bytes as llama.cpp's `token_to_piece` does;
+//! [`Utf8Stream`] turns a stream of pieces into text without ever splitting a character.
+
+mod decode;
+mod merge;
+mod pretok;
+mod unicode;
+
+pub use decode::Utf8Stream;
+pub use merge::scratch_words;
+pub use pretok::PreTokenizer;
+pub use unicode::{gpt2_cpt_to_byte, GPT2_BYTE_TO_CPT};
+
+use core::cmp::Ordering;
+use core::fmt;
+
+/// "No token" in id tables (e.g. a byte with no token of its own).
+pub const NO_TOKEN: u32 = u32::MAX;
+
+/// Which tokenization algorithm a vocabulary uses (`tokenizer.ggml.model`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenizerKind {
+    /// GPT-2 byte-level BPE (`gpt2`): ranked merges over bytes, after a pre-tokenizer.
+    Bpe,
+    /// SentencePiece BPE (`llama`): score-ranked merges over characters, byte fallback.
+    Spm,
+}
+
+/// Per-token attribute bits (from `tokenizer.ggml.token_type`, plus llama.cpp's per-model
+/// fix-ups), one byte per token in [`TokenizerTables::token_attrs`].
+pub mod attr {
+    /// An ordinary token.
+    pub const NORMAL: u8 = 1 << 0;
+    /// The unknown token.
+    pub const UNKNOWN: u8 = 1 << 1;
+    /// A control token (BOS, EOS, chat markers): matched in text only when parsing specials,
+    /// rendered only when asked.
+    pub const CONTROL: u8 = 1 << 2;
+    /// A user-defined token: always matched in text as a whole, rendered as its text.
+    pub const USER_DEFINED: u8 = 1 << 3;
+    /// A byte token (`<0xXX>`).
+    pub const BYTE: u8 = 1 << 4;
+    /// An unused token.
+    pub const UNUSED: u8 = 1 << 5;
+    /// When matched as a special, whitespace before it is dropped.
+    pub const LSTRIP: u8 = 1 << 6;
+    /// When matched as a special, whitespace after it is dropped.
+    pub const RSTRIP: u8 = 1 << 7;
+}
+
+/// One BPE merge rule: the pair (left, right) becomes `merged`, in order of `rank`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BpeMerge {
+    /// Left token id.
+    pub left: u32,
+    /// Right token id.
+    pub right: u32,
+    /// Priority: lower merges first.
+    pub rank: u32,
+    /// The merged token's id, or [`NO_TOKEN`] if the merged text is not a token.
+    pub merged: u32,
+}
+
+/// The static tables a tokenizer runs on. Build them with `npu-build`'s tokenizer module.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenizerTables<'a> {
+    /// Algorithm.
+    pub kind: TokenizerKind,
+    /// Pre-tokenizer (BPE; [`PreTokenizer::None`] for SPM).
+    pub pre: PreTokenizer,
+    /// Every token's bytes, concatenated: for BPE the raw bytes a token stands for (GPT-2's
+    /// byte-to-unicode mapping undone), for SPM its text (`▁` for space); control and
+    /// user-defined tokens, and tokens that are not byte-level text, keep their text as is.
+    pub token_bytes: &'a [u8],
+    /// Token `i`'s bytes are `token_bytes[token_offsets[i]..token_offsets[i + 1]]`.
+    pub token_offsets: &'a [u32],
+    /// Per-token [`attr`] bits.
+    pub token_attrs: &'a [u8],
+    /// Ids of the tokens text can be looked up as, sorted by their bytes (byte order).
+    pub sorted_ids: &'a [u32],
+    /// BPE merges sorted by (left, right).
+    pub merges: &'a [BpeMerge],
+    /// SPM per-token scores (empty for BPE).
+    pub scores: &'a [f32],
+    /// Tokens matched in raw text before tokenizing (control, user-defined, unknown), longest
+    /// first, then by id.
+    pub specials: &'a [u32],
+    /// 256 entries: the token of each single byte (BPE: the byte's own token; SPM: `<0xXX>`),
+    /// or [`NO_TOKEN`].
+    pub byte_tokens: &'a [u32],
+    /// Beginning-of-sequence token.
+    pub bos: Option<u32>,
+    /// End-of-sequence token.
+    pub eos: Option<u32>,
+    /// End-of-turn token (`<|im_end|>`, `<|eot_id|>`...).
+    pub eot: Option<u32>,
+    /// End-of-message token (`<|eom_id|>`).
+    pub eom: Option<u32>,
+    /// Padding token.
+    pub pad: Option<u32>,
+    /// Add BOS when encoding with `add_special`.
+    pub add_bos: bool,
+    /// Add EOS when encoding with `add_special`.
+    pub add_eos: bool,
+    /// SPM: prepend a space to the text (and after each special token).
+    pub add_space_prefix: bool,
+    /// BPE: a word that is a token as a whole is emitted without merging (Llama 3).
+    pub ignore_merges: bool,
+}
+
+impl<'a> TokenizerTables<'a> {
+    /// Number of tokens.
+    pub fn n_tokens(&self) -> usize {
+        self.token_offsets.len().saturating_sub(1)
+    }
+
+    /// Token `id`'s stored bytes (see [`token_bytes`](Self::token_bytes)).
+    pub fn token(&self, id: u32) -> Option<&'a [u8]> {
+        let i = id as usize;
+        let (s, e) = (*self.token_offsets.get(i)? as usize, *self.token_offsets.get(i + 1)? as usize);
+        self.token_bytes.get(s..e)
+    }
+
+    /// Token `id`'s attribute bits.
+    pub fn attrs(&self, id: u32) -> Option<u8> {
+        self.token_attrs.get(id as usize).copied()
+    }
+
+    /// The token whose lookup bytes are exactly `bytes`.
+    pub fn lookup(&self, bytes: &[u8]) -> Option<u32> {
+        self.lookup_iter(|| bytes.iter().copied())
+    }
+
+    /// [`lookup`](Self::lookup) for bytes given as an iterator (re-created for each probe).
+    pub(crate) fn lookup_iter<I: Iterator<Item = u8>>(&self, key: impl Fn() -> I) -> Option<u32> {
+        let mut lo = 0usize;
+        let mut hi = self.sorted_ids.len();
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let id = self.sorted_ids[mid];
+            let tok = self.token(id).unwrap_or(&[]);
+            match tok.iter().copied().cmp(key()) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// Whether `id` ends generation (EOS, EOT or EOM).
+    pub fn is_eog(&self, id: u32) -> bool {
+        Some(id) == self.eos || Some(id) == self.eot || Some(id) == self.eom
+    }
+}
+
+/// Why tokenizing or detokenizing failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenizerError {
+    /// The output slice is full; `needed` is at least how many ids the text has.
+    OutputFull {
+        /// Capacity given.
+        capacity: usize,
+    },
+    /// The scratch slice is too small for a word (BPE) or fragment (SPM); size it with
+    /// [`scratch_words`] of the longest input (or [`Tokenizer::scratch_words_for`]).
+    ScratchTooSmall {
+        /// Words needed.
+        needed: usize,
+        /// Words given.
+        got: usize,
+    },
+    /// A token id outside the vocabulary.
+    BadTokenId(u32),
+    /// The vocabulary has no token for this byte (SPM byte fallback).
+    NoByteToken(u8),
+    /// `add_special` needs a BOS/EOS id the tables do not have.
+    MissingSpecial(&'static str),
+    /// The text contains more distinct special tokens nested than [`MAX_SPECIAL_DEPTH`].
+    TooManySpecialKinds,
+    /// The tables are inconsistent (what is wrong).
+    BadTables(&'static str),
+}
+
+impl fmt::Display for TokenizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TokenizerError::OutputFull { capacity } => write!(f, "token output full ({capacity} ids)"),
+            TokenizerError::ScratchTooSmall { needed, got } => {
+                write!(f, "tokenizer scratch too small: {needed} words needed, {got} given")
+            }
+            TokenizerError::BadTokenId(id) => write!(f, "token id {id} is outside the vocabulary"),
+            TokenizerError::NoByteToken(b) => write!(f, "the vocabulary has no token for byte 0x{b:02X}"),
+            TokenizerError::MissingSpecial(w) => write!(f, "the vocabulary has no {w} token"),
+            TokenizerError::TooManySpecialKinds => {
+                write!(f, "text nests more than {MAX_SPECIAL_DEPTH} distinct special tokens")
+            }
+            TokenizerError::BadTables(w) => write!(f, "inconsistent tokenizer tables: {w}"),
+        }
+    }
+}
+
+impl core::error::Error for TokenizerError {}
+
+/// How many distinct special tokens one text may contain (the special-token splitter recurses
+/// once per distinct token found, on the stack).
+pub const MAX_SPECIAL_DEPTH: usize = 64;
+
+/// Encoding options, as llama.cpp's `llama_tokenize` takes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Add BOS/EOS as the vocabulary asks (`add_bos`, `add_eos`).
+    pub add_special: bool,
+    /// Match control tokens (e.g. `<|im_start|>`) written in the text as their single ids.
+    pub parse_special: bool,
+}
+
+/// A tokenizer over validated tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Tokenizer<'a> {
+    t: TokenizerTables<'a>,
+    max_token_len: usize,
+}
+
+impl<'a> Tokenizer<'a> {
+    /// Checks the tables once (so that encoding and decoding can index them freely) and
+    /// wraps them.
+    pub fn new(t: TokenizerTables<'a>) -> Result<Tokenizer<'a>, TokenizerError> {
+        let n = t.n_tokens();
+        if t.token_offsets.is_empty() || t.token_offsets[0] != 0 {
+            return Err(TokenizerError::BadTables("token_offsets must start at 0"));
+        }
+        let mut max_len = 0usize;
+        for w in t.token_offsets.windows(2) {
+            if w[1] < w[0] {
+                return Err(TokenizerError::BadTables("token_offsets must not decrease"));
+            }
+            max_len = max_len.max((w[1] - w[0]) as usize);
+        }
+        if *t.token_offsets.last().unwrap_or(&0) as usize != t.token_bytes.len() {
+            return Err(TokenizerError::BadTables("token_offsets must end at token_bytes' length"));
+        }
+        if max_len > 0x7FFF {
+            return Err(TokenizerError::BadTables("a token is longer than 32767 bytes"));
+        }
+        if t.token_attrs.len() != n {
+            return Err(TokenizerError::BadTables("token_attrs must have one entry per token"));
+        }
+        if t.byte_tokens.len() != 256 {
+            return Err(TokenizerError::BadTables("byte_tokens must have 256 entries"));
+        }
+        let in_vocab = |id: u32| (id as usize) < n;
+        if !t.byte_tokens.iter().all(|&id| id == NO_TOKEN || in_vocab(id)) {
+            return Err(TokenizerError::BadTables("byte_tokens has an id outside the vocabulary"));
+        }
+        if !t.sorted_ids.iter().all(|&id| in_vocab(id)) || !t.specials.iter().all(|&id| in_vocab(id)) {
+            return Err(TokenizerError::BadTables("sorted_ids or specials has an id outside the vocabulary"));
+        }
+        let tok = |id: u32| t.token(id).unwrap_or(&[]);
+        if !t.sorted_ids.windows(2).all(|w| tok(w[0]) < tok(w[1])) {
+            return Err(TokenizerError::BadTables("sorted_ids must be strictly sorted by token bytes"));
+        }
+        if !t.merges.iter().all(|m| in_vocab(m.left) && in_vocab(m.right) && (m.merged == NO_TOKEN || in_vocab(m.merged)))
+        {
+            return Err(TokenizerError::BadTables("a merge has an id outside the vocabulary"));
+        }
+        if !t.merges.windows(2).all(|w| (w[0].left, w[0].right) < (w[1].left, w[1].right)) {
+            return Err(TokenizerError::BadTables("merges must be strictly sorted by (left, right)"));
+        }
+        if t.kind == TokenizerKind::Spm && t.scores.len() != n {
+            return Err(TokenizerError::BadTables("SPM needs one score per token"));
+        }
+        for id in [t.bos, t.eos, t.eot, t.eom, t.pad].into_iter().flatten() {
+            if !in_vocab(id) {
+                return Err(TokenizerError::BadTables("a special id is outside the vocabulary"));
+            }
+        }
+        Ok(Tokenizer { t, max_token_len: max_len })
+    }
+
+    /// The tables.
+    pub fn tables(&self) -> &TokenizerTables<'a> {
+        &self.t
+    }
+
+    /// Longest token, in bytes (an upper bound on any [`piece`](Self::piece)).
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
+    }
+
+    /// Scratch words that are always enough to encode a text of `text_len` bytes.
+    pub const fn scratch_words_for(text_len: usize) -> usize {
+        // SPM escapes each space as three bytes and may prepend one; BPE words re-encode each
+        // invalid byte as U+FFFD (three bytes).
+        scratch_words(3 * text_len + 3)
+    }
+
+    /// Encodes `text` into `out`, returning the number of ids written. `scratch` is working
+    /// memory (see [`scratch_words`]).
+    pub fn encode(
+        &self,
+        text: &[u8],
+        opts: EncodeOptions,
+        scratch: &mut [u32],
+        out: &mut [u32],
+    ) -> Result<usize, TokenizerError> {
+        let mut n = 0usize;
+        let cap = out.len();
+        self.encode_with(text, opts, scratch, &mut |id| {
+            let slot = out.get_mut(n).ok_or(TokenizerError::OutputFull { capacity: cap })?;
+            *slot = id;
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Encodes `text`, handing each id to `sink` in order (for outputs of unknown length).
+    pub fn encode_with(
+        &self,
+        text: &[u8],
+        opts: EncodeOptions,
+        scratch: &mut [u32],
+        sink: &mut impl FnMut(u32) -> Result<(), TokenizerError>,
+    ) -> Result<(), TokenizerError> {
+        let t = &self.t;
+        if opts.add_special && t.add_bos {
+            sink(t.bos.ok_or(TokenizerError::MissingSpecial("BOS"))?)?;
+        }
+        // SPM prefixes a space to a fragment at the start and after each special token.
+        let mut prev_special = true;
+        let mut on_piece = |piece: Piece<'_>| -> Result<(), TokenizerError> {
+            match piece {
+                Piece::Special(id) => {
+                    prev_special = true;
+                    sink(id)
+                }
+                Piece::Text(frag) => {
+                    let prefix = t.add_space_prefix && prev_special;
+                    prev_special = false;
+                    self.encode_fragment(frag, prefix, scratch, sink)
+                }
+            }
+        };
+        if !text.is_empty() {
+            self.partition(text, 0, opts.parse_special, 0, &mut on_piece)?;
+        }
+        if opts.add_special && t.add_eos {
+            sink(t.eos.ok_or(TokenizerError::MissingSpecial("EOS"))?)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts special tokens out of `text` the way llama.cpp does: for each special in order
+    /// (longest first), split every remaining text fragment at each of its occurrences. Done
+    /// depth-first here: a fragment passes to the next special that occurs in it.
+    fn partition(
+        &self,
+        text: &[u8],
+        first: usize,
+        parse_special: bool,
+        depth: usize,
+        on: &mut impl FnMut(Piece<'_>) -> Result<(), TokenizerError>,
+    ) -> Result<(), TokenizerError> {
+        let t = &self.t;
+        let mut k = first;
+        let found = loop {
+            let Some(&id) = t.specials.get(k) else { break None };
+            let a = t.token_attrs[id as usize];
+            let active = parse_special || a & (attr::CONTROL | attr::UNKNOWN) == 0;
+            let pat = t.token(id).unwrap_or(&[]);
+            if active && !pat.is_empty() {
+                if let Some(pos) = find(text, pat) {
+                    break Some((k, id, a, pat, pos));
+                }
+            }
+            k += 1;
+        };
+        let Some((k, id, a, pat, first_pos)) = found else {
+            return if text.is_empty() { Ok(()) } else { on(Piece::Text(text)) };
+        };
+        if depth >= MAX_SPECIAL_DEPTH {
+            return Err(TokenizerError::TooManySpecialKinds);
+        }
+        let mut start = 0usize;
+        let mut m = Some(first_pos);
+        while let Some(pos) = m {
+            let mut left_end = pos;
+            if a & attr::LSTRIP != 0 {
+                while left_end > start && is_c_space(text[left_end - 1]) {
+                    left_end -= 1;
+                }
+            }
+            if left_end > start {
+                self.partition(&text[start..left_end], k + 1, parse_special, depth + 1, on)?;
+            }
+            on(Piece::Special(id))?;
+            start = pos + pat.len();
+            if a & attr::RSTRIP != 0 {
+                while start < text.len() && is_c_space(text[start]) {
+                    start += 1;
+                }
+            }
+            m = find(&text[start..], pat).map(|p| p + start);
+        }
+        if start < text.len() {
+            self.partition(&text[start..], k + 1, parse_special, depth + 1, on)?;
+        }
+        Ok(())
+    }
+
+    fn encode_fragment(
+        &self,
+        frag: &[u8],
+        space_prefix: bool,
+        scratch: &mut [u32],
+        sink: &mut impl FnMut(u32) -> Result<(), TokenizerError>,
+    ) -> Result<(), TokenizerError> {
+        let t = &self.t;
+        match t.kind {
+            TokenizerKind::Spm => {
+                let n = usize::from(space_prefix) * 3 + frag.len() + 2 * frag.iter().filter(|&&b| b == b' ').count();
+                let fill = |dst: &mut [u32]| {
+                    let mut i = 0;
+                    let mut put = |b: u8| {
+                        dst[i] = b as u32;
+                        i += 1;
+                    };
+                    let space = |put: &mut dyn FnMut(u8)| {
+                        put(0xE2);
+                        put(0x96);
+                        put(0x81);
+                    };
+                    if space_prefix {
+                        space(&mut put);
+                    }
+                    for &b in frag {
+                        if b == b' ' {
+                            space(&mut put);
+                        } else {
+                            put(b);
+                        }
+                    }
+                };
+                merge::spm_fragment(t, merge::Input { n, fill }, scratch, sink)
+            }
+            TokenizerKind::Bpe => pretok::split(t.pre, frag, &mut |s, e| {
+                let word = &frag[s..e];
+                let n = reencoded_len(word);
+                merge::bpe_word(
+                    t,
+                    merge::Input {
+                        n,
+                        fill: |dst: &mut [u32]| {
+                            if n == word.len() && core::str::from_utf8(word).is_ok() {
+                                for (d, &b) in dst.iter_mut().zip(word) {
+                                    *d = b as u32;
+                                }
+                            } else {
+                                let mut i = 0;
+                                let mut p = 0;
+                                while p < word.len() {
+                                    let (c, l) = unicode::decode_at(word, p);
+                                    let mut buf = [0u8; 4];
+                                    let k = unicode::encode_utf8(c, &mut buf);
+                                    for &b in &buf[..k] {
+                                        dst[i] = b as u32;
+                                        i += 1;
+                                    }
+                                    p += l;
+                                }
+                            }
+                        },
+                    },
+                    scratch,
+                    sink,
+                )
+            }),
+        }
+    }
+
+    /// Token `id`'s text as llama.cpp's `token_to_piece` renders it: BPE bytes, SPM text with
+    /// `▁` as space, a byte token's byte; control and unknown tokens only when `special`.
+    /// `lstrip_space` drops one leading space (llama.cpp does so for the first token of an
+    /// SPM text). Writes into `out`, returning the length.
+    pub fn piece(&self, id: u32, special: bool, lstrip_space: bool, out: &mut [u8]) -> Result<usize, TokenizerError> {
+        let t = &self.t;
+        let a = t.attrs(id).ok_or(TokenizerError::BadTokenId(id))?;
+        let tok = t.token(id).ok_or(TokenizerError::BadTokenId(id))?;
+        let mut n = 0usize;
+        let cap = out.len();
+        let mut put = |bytes: &[u8]| -> Result<(), TokenizerError> {
+            let dst = out.get_mut(n..n + bytes.len()).ok_or(TokenizerError::OutputFull { capacity: cap })?;
+            dst.copy_from_slice(bytes);
+            n += bytes.len();
+            Ok(())
+        };
+        if a & (attr::CONTROL | attr::UNKNOWN) != 0 && !special {
+            return Ok(0);
+        }
+        if a & (attr::CONTROL | attr::UNKNOWN | attr::USER_DEFINED) != 0 {
+            put(tok)?;
+        } else if a & attr::NORMAL != 0 && t.kind == TokenizerKind::Spm {
+            // `▁` is a space; the rest is the text itself.
+            let mut rest = tok;
+            while !rest.is_empty() {
+                if rest.starts_with("\u{2581}".as_bytes()) {
+                    put(b" ")?;
+                    rest = &rest[3..];
+                } else {
+                    let k = rest[1..].iter().position(|&b| b == 0xE2).map_or(rest.len(), |k| k + 1);
+                    put(&rest[..k])?;
+                    rest = &rest[k..];
+                }
+            }
+        } else if a & attr::NORMAL != 0 {
+            put(tok)?;
+        } else if a & attr::BYTE != 0 {
+            match parse_byte_token(tok) {
+                Some(b) => put(&[b])?,
+                None => put(tok)?,
+            }
+        }
+        if lstrip_space && n > 0 && out[0] == b' ' {
+            out.copy_within(1..n, 0);
+            n -= 1;
+        }
+        Ok(n)
+    }
+}
+
+/// A piece of the text after cutting out special tokens.
+enum Piece<'t> {
+    Text(&'t [u8]),
+    Special(u32),
+}
+
+/// C `isspace` in the "C" locale, which llama.cpp's lstrip/rstrip use.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// First occurrence of `pat` in `hay`.
+fn find(hay: &[u8], pat: &[u8]) -> Option<usize> {
+    let (&first, rest) = pat.split_first()?;
+    let mut base = 0usize;
+    while base + pat.len() <= hay.len() {
+        let i = hay[base..=hay.len() - pat.len()].iter().position(|&b| b == first)? + base;
+        if &hay[i + 1..i + pat.len()] == rest {
+            return Some(i);
+        }
+        base = i + 1;
+    }
+    None
+}
+
+/// Length of `word` after llama.cpp's lenient decode and re-encode.
+fn reencoded_len(word: &[u8]) -> usize {
+    if word.is_ascii() {
+        return word.len();
+    }
+    let mut n = 0;
+    let mut p = 0;
+    while p < word.len() {
+        let (c, l) = unicode::decode_at(word, p);
+        let mut buf = [0u8; 4];
+        n += unicode::encode_utf8(c, &mut buf);
+        p += l;
+    }
+    n
+}
+
+/// `<0xXX>` → the byte.
+fn parse_byte_token(tok: &[u8]) -> Option<u8> {
+    if tok.len() != 6 || !tok.starts_with(b"<0x") || tok[5] != b'>' {
+        return None;
+    }
+    let hex = |c: u8| (c as char).to_digit(16);
+    Some((hex(tok[3])? * 16 + hex(tok[4])?) as u8)
+}

@@ -204,15 +204,21 @@ impl<'a> Gguf<'a> {
     }
 
     fn value_of(&self, e: &MetaEntry) -> Option<Value<'_>> {
+        let bytes = self.bytes().get(..e.end)?;
+        if e.ty == ValueType::Array {
+            // The parser recorded where the array ends: no need to walk a 150k-token
+            // vocabulary again just to find its end.
+            return value::array_at(bytes, e.start).map(Value::Array);
+        }
         let mut pos = e.start;
-        value::decode(self.bytes().get(..e.end)?, &mut pos, e.ty)
+        value::decode(bytes, &mut pos, e.ty)
     }
 
     /// Every metadata entry `(key, value)`, in file order.
     pub fn metadata(&self) -> impl ExactSizeIterator<Item = (&str, Value<'_>)> + '_ {
         self.parsed.meta.iter().map(move |e| {
-            // Validated at open: decoding cannot fail. A (never reached) failure shows as an
-            // empty array rather than a panic.
+            // Validated at open, so decoding cannot fail; a (never reached) failure would show
+            // as a zero byte rather than a panic.
             let v = self.value_of(e).unwrap_or(Value::U8(0));
             (e.key.as_str(), v)
         })

@@ -307,17 +307,16 @@ fn check_overlap(tensors: &[TensorInfo]) -> Result<(), ErrorKind> {
         .iter()
         .enumerate()
         .filter(|(_, t)| t.n_bytes() > 0)
-        .map(|(i, t)| (t.file_offset(), t.file_offset() + t.n_bytes(), i))
+        // Both fit: every range was checked to end inside the file.
+        .map(|(i, t)| (t.file_offset(), t.file_offset().saturating_add(t.n_bytes()), i))
         .collect();
     ranges.sort_unstable();
+    let name = |i: usize| tensors.get(i).map_or_else(String::new, |t| t.name().to_owned());
     for w in ranges.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        if b.0 < a.1 {
-            return Err(ErrorKind::TensorOverlap {
-                first: tensors[a.2].name().to_owned(),
-                second: tensors[b.2].name().to_owned(),
-                offset: b.0,
-            });
+        if let [a, b] = w {
+            if b.0 < a.1 {
+                return Err(ErrorKind::TensorOverlap { first: name(a.2), second: name(b.2), offset: b.0 });
+            }
         }
     }
     Ok(())

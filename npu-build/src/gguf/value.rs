@@ -327,6 +327,15 @@ impl<'a> Iterator for ArrayIter<'a> {
     }
 }
 
+/// The array whose header (element type, length) starts at `start` and whose elements run to
+/// the end of `bytes`.
+pub(crate) fn array_at(bytes: &[u8], start: usize) -> Option<Array<'_>> {
+    let header = bytes.get(start..start.checked_add(12)?)?;
+    let elem = ValueType::from_id(u32::from_le_bytes(header.get(..4)?.try_into().ok()?))?;
+    let len = u64::from_le_bytes(header.get(4..)?.try_into().ok()?);
+    Some(Array { elem, len, bytes: bytes.get(start + 12..)? })
+}
+
 /// Decode one value of type `ty` at `*pos`, advancing `*pos`. `None` if the bytes are not a
 /// valid value (only possible for bytes the validator has not seen).
 pub(crate) fn decode<'a>(bytes: &'a [u8], pos: &mut usize, ty: ValueType) -> Option<Value<'a>> {

@@ -24,7 +24,16 @@ impl Flags {
     const CONTROL: u16 = 128;
     const WHITESPACE: u16 = 256;
 
+    #[inline]
     pub(crate) fn of(cpt: u32) -> Flags {
+        // Most text is ASCII: a 128-entry table saves the general-category search.
+        if cpt < 0x80 {
+            return Flags(ASCII_FLAGS[cpt as usize]);
+        }
+        Self::of_slow(cpt)
+    }
+
+    fn of_slow(cpt: u32) -> Flags {
         let Some(c) = char::from_u32(cpt) else {
             // Surrogates (which llama.cpp's lenient decoder can produce) are category Cs;
             // anything past U+10FFFF has no category at all.
@@ -73,6 +82,32 @@ impl Flags {
         self.0 != 0
     }
 }
+
+/// Flags of the ASCII code points (Unicode categories: `$+<=>^`|~` are symbols, the other
+/// printable non-alphanumerics punctuation, C0 controls and DEL control; `\t`..`\r` and space
+/// are whitespace).
+const ASCII_FLAGS: [u16; 128] = {
+    let mut t = [0u16; 128];
+    let mut c = 0usize;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphabetic() {
+            Flags::LETTER
+        } else if b.is_ascii_digit() {
+            Flags::NUMBER
+        } else if b == b' ' {
+            Flags::SEPARATOR | Flags::WHITESPACE
+        } else if b < 0x20 || b == 0x7F {
+            Flags::CONTROL | if b >= 0x09 && b <= 0x0D { Flags::WHITESPACE } else { 0 }
+        } else if matches!(b, b'$' | b'+' | b'<' | b'=' | b'>' | b'^' | b'`' | b'|' | b'~') {
+            Flags::SYMBOL
+        } else {
+            Flags::PUNCT
+        };
+        c += 1;
+    }
+    t
+};
 
 /// Decodes one code point at `pos` the lenient way llama.cpp does: a lead byte whose
 /// continuation bytes are missing or wrong, or a stray continuation byte, becomes U+FFFD and
@@ -210,6 +245,13 @@ mod tests {
         assert_eq!(decode_at(&[0x80], 0), (0xFFFD, 1));
         assert_eq!(decode_at(&[0xF8, 0x80], 0), (0xFFFD, 1));
         assert_eq!(decode_at(&[0xED, 0xA0, 0x80], 0), (0xD800, 3));
+    }
+
+    #[test]
+    fn ascii_table_agrees_with_the_category_data() {
+        for c in 0..128u32 {
+            assert_eq!(Flags::of(c), Flags::of_slow(c), "U+{c:04X}");
+        }
     }
 
     #[test]

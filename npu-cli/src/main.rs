@@ -5,6 +5,7 @@
 
 mod dequant;
 mod inspect;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one tensor as raw little-endian f32 in ggml element order (ne0 fastest).
     Dequant(dequant::Args),
+    /// Pack a GGUF in memory and generate text from a prompt (CPU reference backend).
+    Run(run::RunArgs),
+    /// Pack a GGUF in memory and write the next-token logits of given ids (raw f32).
+    Logits(run::LogitsArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Dequant(args) => dequant::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Logits(args) => run::logits(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,9 @@ pub mod backend;
 pub mod error;
 pub mod exec;
 pub mod format;
+pub mod generate;
 pub mod model;
+pub mod sampler;
 pub mod target;
 pub mod tokenizer;
 

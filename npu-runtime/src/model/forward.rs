@@ -114,6 +114,12 @@ impl<'s> Bufs<'s> {
         self.logits
     }
 
+    /// Logits, candidate scratch and the first `pos` tokens of history.
+    pub(crate) fn sample_parts(&mut self, pos: usize) -> (&mut [f32], &mut [u32], &[u32]) {
+        let hist = self.tokens.get(..pos).unwrap_or(&[]);
+        (self.logits, self.cand, hist)
+    }
+
     pub(crate) fn logits_and_cand(&mut self) -> (&mut [f32], &mut [u32]) {
         (self.logits, self.cand)
     }

@@ -57,6 +57,8 @@ pub enum ModelError {
     BadConfig(&'static str),
     /// An empty token list was given where at least one token is needed.
     NoTokens,
+    /// The sampler found nothing to choose.
+    Sampling(crate::sampler::SampleError),
 }
 
 impl From<Error> for ModelError {
@@ -78,6 +80,7 @@ impl fmt::Display for ModelError {
             ModelError::Shape { layer: None, name } => write!(f, "tensor `{name}` has the wrong kind or shape for this config"),
             ModelError::BadConfig(why) => write!(f, "bad model config: {why}"),
             ModelError::NoTokens => f.write_str("no tokens given"),
+            ModelError::Sampling(e) => write!(f, "{e}"),
         }
     }
 }

@@ -302,6 +302,13 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         self.bufs.logits_and_cand()
     }
 
+    /// Samples the next token from the last logits with `sampler` (penalties see the token
+    /// history). The logits are modified in place (penalties, temperature).
+    pub fn sample(&mut self, sampler: &mut crate::sampler::Sampler) -> Result<u32, ModelError> {
+        let (logits, cand, hist) = self.bufs.sample_parts(self.pos);
+        sampler.sample(logits, cand, hist).map_err(ModelError::Sampling)
+    }
+
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), ModelError> {
         let c = &self.model.config;
         if self.pos.saturating_add(tokens.len()) > c.context_len as usize {

@@ -1,7 +1,8 @@
 //! Unicode facts the pre-tokenizers need, without an allocator.
 //!
 //! Category data comes from the `unicode-general-category` crate (no_std, a compact generated
-//! table, Unicode 16). The categories are folded into the coarse classes the pre-tokenizer
+//! table, Unicode 16; code points new in Unicode 16 count as unassigned, as in llama.cpp's older
+//! table). The categories are folded into the coarse classes the pre-tokenizer
 //! regexes use (`\p{L}`, `\p{N}`, `\p{P}`, `\p{M}`, `\p{S}`, `\s`), the way llama.cpp folds them:
 //! unassigned code points are "undefined", surrogates and private use count as control, and
 //! `\s` is the Unicode White_Space property (the same set as `char::is_whitespace`).
@@ -34,6 +35,19 @@ impl Flags {
     }
 
     fn of_slow(cpt: u32) -> Flags {
+        if LLAMA_CPP_UNASSIGNED.binary_search_by(|&(lo, hi)| {
+            if hi < cpt {
+                core::cmp::Ordering::Less
+            } else if lo > cpt {
+                core::cmp::Ordering::Greater
+            } else {
+                core::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+        {
+            return Flags(Self::UNDEFINED);
+        }
         let Some(c) = char::from_u32(cpt) else {
             // Surrogates (which llama.cpp's lenient decoder can produce) are category Cs;
             // anything past U+10FFFF has no category at all.
@@ -82,6 +96,60 @@ impl Flags {
         self.0 != 0
     }
 }
+
+/// Code points assigned in Unicode 16 (the crate's data) but unassigned in the older table
+/// llama.cpp 0c1e570 splits by: they count as unassigned, so text using them splits as
+/// llama.cpp splits it. Found by comparing both tables over every code point (5,185 differ,
+/// all of them in these ranges; no other difference).
+const LLAMA_CPP_UNASSIGNED: &[(u32, u32)] = &[
+    (0x897, 0x897),
+    (0x1B4E, 0x1B4F),
+    (0x1B7F, 0x1B7F),
+    (0x1C89, 0x1C8A),
+    (0x2427, 0x2429),
+    (0x31E4, 0x31E5),
+    (0xA7CB, 0xA7CD),
+    (0xA7DA, 0xA7DC),
+    (0x105C0, 0x105F3),
+    (0x10D40, 0x10D65),
+    (0x10D69, 0x10D85),
+    (0x10D8E, 0x10D8F),
+    (0x10EC2, 0x10EC4),
+    (0x10EFC, 0x10EFC),
+    (0x11380, 0x11389),
+    (0x1138B, 0x1138B),
+    (0x1138E, 0x1138E),
+    (0x11390, 0x113B5),
+    (0x113B7, 0x113C0),
+    (0x113C2, 0x113C2),
+    (0x113C5, 0x113C5),
+    (0x113C7, 0x113CA),
+    (0x113CC, 0x113D5),
+    (0x113D7, 0x113D8),
+    (0x113E1, 0x113E2),
+    (0x116D0, 0x116E3),
+    (0x11BC0, 0x11BE1),
+    (0x11BF0, 0x11BF9),
+    (0x11F5A, 0x11F5A),
+    (0x13460, 0x143FA),
+    (0x16100, 0x16139),
+    (0x16D40, 0x16D79),
+    (0x18CFF, 0x18CFF),
+    (0x1CC00, 0x1CCF9),
+    (0x1CD00, 0x1CEB3),
+    (0x1E5D0, 0x1E5FA),
+    (0x1E5FF, 0x1E5FF),
+    (0x1F8B2, 0x1F8BB),
+    (0x1F8C0, 0x1F8C1),
+    (0x1FA89, 0x1FA89),
+    (0x1FA8F, 0x1FA8F),
+    (0x1FABE, 0x1FABE),
+    (0x1FAC6, 0x1FAC6),
+    (0x1FADC, 0x1FADC),
+    (0x1FADF, 0x1FADF),
+    (0x1FAE9, 0x1FAE9),
+    (0x1FBCB, 0x1FBEF),
+];
 
 /// Flags of the ASCII code points (Unicode categories: `$+<=>^`|~` are symbols, the other
 /// printable non-alphanumerics punctuation, C0 controls and DEL control; `\t`..`\r` and space
@@ -264,6 +332,9 @@ mod tests {
         assert!(Flags::of('\u{301}' as u32).is_mark());
         assert!(Flags::of('«' as u32).is_punct());
         assert!(Flags::of(0x10FFFF).any());
+        // New in Unicode 16, unassigned for llama.cpp.
+        assert_eq!(Flags::of(0x1C89), Flags(Flags::UNDEFINED));
+        assert!(LLAMA_CPP_UNASSIGNED.windows(2).all(|w| w[0].1 < w[1].0));
         assert!(!Flags::NONE.any());
     }
 }

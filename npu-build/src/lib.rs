@@ -11,11 +11,24 @@
 //!    one 64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
 //! 5. [`report`]: per-tensor weight and matmul-output error of the packed model.
 //! 6. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
+//!
+//! The `#[npu_model]` path (a build script calls [`compile()`]): [`declare`] (attribute
+//! arguments, shared with the macro), [`discover`] (find declarations in the crate's sources),
+//! [`cache`] (content-hash keyed packed models), [`codegen`] (the generated Rust), [`embed`]
+//! (blob into the binary: aligned `include_bytes!` or a linked object file).
 #![deny(missing_docs)]
 
+pub mod cache;
+pub mod codegen;
+pub mod compile;
+pub mod declare;
 pub mod dequant;
+pub mod discover;
+pub mod embed;
 pub mod gguf;
 pub mod pack;
 pub mod quant;
 pub mod report;
 pub mod tokenizer;
+
+pub use compile::{compile, CompileError, Compiled};

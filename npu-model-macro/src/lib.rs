@@ -1,1 +1,172 @@
-//! The `#[npu_model]` attribute (see the workspace README).
+//! The `#[npu_model]` attribute: a model compiled into the binary at build time.
+//!
+//! ```ignore
+//! use npu_model_macro::npu_model;
+//!
+//! #[npu_model(path = "models/smollm2-135m-instruct-q4_1.gguf", target = "rk3588", quant = "int8")]
+//! pub struct SmolLm;
+//!
+//! fn main() {
+//!     let model: &'static npu_runtime::model::Model<'static> = SmolLm::model();
+//!     static mut ARENA: [u8; SmolLm::ARENA_BYTES] = [0; SmolLm::ARENA_BYTES];
+//!     // ... npu_runtime::model::Session::new(*model, backend, arena) ...
+//! }
+//! ```
+//!
+//! with a build script that runs npu-build:
+//!
+//! ```ignore
+//! // build.rs                          # Cargo.toml
+//! fn main() {                          # [dependencies]
+//!     npu_build::compile().unwrap();   # npu-runtime = "0.1"
+//! }                                    # npu-model-macro = "0.1"
+//!                                      # [build-dependencies]
+//!                                      # npu-build = "0.1"
+//! ```
+//!
+//! The build script finds every `#[npu_model]` in `src/` (from `lib.rs`, `main.rs` and
+//! `src/bin/*` through `mod` items), reads the GGUF, quantizes and packs it for the target
+//! and writes Rust source into `OUT_DIR`. The attribute itself never reads the model (cargo
+//! does not track files a proc macro reads): it checks the arguments, and expands to the
+//! struct plus `include!(concat!(env!("OUT_DIR"), "/npu-model/<Name>.rs"))`, which gives the
+//! struct associated items, all computed at build time:
+//!
+//! | item | what |
+//! |---|---|
+//! | `CONFIG: ModelConfig` | hyperparameters, context length, stop tokens |
+//! | `CONTEXT: u32`, `ARENA_BYTES: usize` | the context the arena is sized for, and the arena's exact size |
+//! | `BLOB_LEN: usize`, `BLOB_SHA256: [u8; 32]` | size and digest of the packed weights |
+//! | `TARGET`, `SCHEME`, `EMBED` | what the weights were packed for, how they are linked |
+//! | `model() -> &'static Model<'static>` | config + descriptor table + weights, nothing parsed at startup |
+//! | `tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
+//! | `blob() -> &'static [u8]` | the packed weights, in place (64-byte aligned) |
+//!
+//! and compile-time checks (`const _: () = assert!(..)`): weights plus arena fit the target's
+//! memory window and the host's address space, every shard is aligned and inside the blob.
+//!
+//! # Arguments
+//!
+//! `path` (required): the GGUF file, relative to the crate's `Cargo.toml`, or absolute. It
+//! may start with `${VAR}/`, expanded from the build's environment (and tracked: changing
+//! the variable reruns the build script), for models kept outside the repository:
+//!
+//! ```ignore
+//! #[npu_model(path = "models/smollm2.gguf", target = "cpu", quant = "fp16")]
+//! pub struct InRepo;
+//! #[npu_model(path = "${NPU_CACHE}/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", target = "rk3588", quant = "int4_hadamard")]
+//! pub struct FromCache;
+//! ```
+//!
+//! `target` (required): the chip profile the weights are laid out for: `rk3588`, `rk3576`,
+//! `rk3566`, `rk3568` or `cpu` (`npu_runtime::target`).
+//!
+//! ```ignore
+//! #[npu_model(path = "m.gguf", target = "rk3566", quant = "int8")]
+//! pub struct OnRk3566;
+//! ```
+//!
+//! `quant` (required): the scheme (`npu_runtime::format::Scheme`): `fp16`, `int8`,
+//! `int8_hadamard`, `int4`, `int4_hadamard`; the target must have its pipeline (RK3566/RK3568
+//! have no int4).
+//!
+//! ```ignore
+//! #[npu_model(path = "m.gguf", target = "rk3588", quant = "int4_hadamard")]
+//! pub struct Small;
+//! ```
+//!
+//! `context` (optional, default 512 or the model's trained context if smaller): positions
+//! of KV cache the arena is sized for; at most the trained context.
+//!
+//! ```ignore
+//! #[npu_model(path = "m.gguf", target = "cpu", quant = "int8", context = 2048)]
+//! pub struct LongChat;
+//! ```
+//!
+//! `embed` (optional, default `"auto"`): how the packed weights reach the binary.
+//! `"bytes"` includes them with `include_bytes!` into an aligned static: simple, but rustc
+//! holds every byte (~14x the blob in memory, ~0.15 s/MiB), so it suits firmware-sized
+//! blobs. `"object"` has the build script write an object file for the compilation target
+//! and link it as a static library, so rustc never sees the bytes (ELF and COFF targets:
+//! x86, x86-64, ARM, AArch64, RISC-V). `"auto"` picks `"bytes"` up to 16 MiB and `"object"`
+//! above. Blobs of 1 GiB and more go into x86-64's large data section; on AArch64 blobs over
+//! 3.5 GiB are refused (ADRP reaches +-4 GiB and there is no larger code model).
+//!
+//! ```ignore
+//! #[npu_model(path = "tiny.gguf", target = "cpu", quant = "int8", embed = "bytes")]
+//! pub struct Firmware;
+//! #[npu_model(path = "big.gguf", target = "rk3588", quant = "int4", embed = "object")]
+//! pub struct Linked;
+//! ```
+//!
+//! # Errors
+//!
+//! Mistakes are compile errors under the attribute: unknown target or quant (with the valid
+//! names and the nearest one), a scheme the target cannot run, a missing file (with the
+//! resolved path), an unsupported architecture or tensor type, a context longer than the
+//! model's, duplicate names, a missing build script. Errors found by the build script reach
+//! the attribute through `OUT_DIR/npu-model/<Name>.err`, which the expansion reads: it is
+//! rewritten whenever the build script reruns, which always recompiles this crate.
+#![deny(missing_docs)]
+
+use npu_build::compile::{INDEX_FILE, OUT_SUBDIR};
+use npu_build::declare::{self, Declaration, Site};
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+
+/// Declares a model compiled into the binary at build time; see the crate docs.
+#[proc_macro_attribute]
+pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: proc_macro2::TokenStream = item.into();
+    expand(attr.into(), item2.clone()).unwrap_or_else(|e| {
+        // Keep the item so that its other uses do not add a cascade of "not found" errors.
+        let err = e.to_compile_error();
+        quote! { #err #item2 }
+    })
+    .into()
+}
+
+fn expand(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream> {
+    let parsed: syn::Item = syn::parse2(item.clone())?;
+    let ident = declare::check_item(&parsed)?.clone();
+    let decl = declare::parse_args(attr, &ident, Span::call_site())?;
+    status(&decl)?;
+    let file = format!("/{OUT_SUBDIR}/{}.rs", decl.name);
+    Ok(quote! {
+        #item
+        ::core::include!(::core::concat!(::core::env!("OUT_DIR"), #file));
+    })
+}
+
+/// Whether the build script produced this declaration's code, or the error to show.
+fn status(decl: &Declaration) -> syn::Result<()> {
+    let at = |site: Site, msg: String| syn::Error::new(site.span(&decl.spans), msg);
+    let Some(out_dir) = std::env::var_os("OUT_DIR") else {
+        return Err(at(
+            Site::Attr,
+            "#[npu_model] needs a build script that runs npu-build, and this crate has none: add `build.rs` next to Cargo.toml with `fn main() { npu_build::compile().unwrap(); }` and to Cargo.toml `[build-dependencies] npu-build = \"0.1\"`".to_string(),
+        ));
+    };
+    let dir = std::path::Path::new(&out_dir).join(OUT_SUBDIR);
+    if !dir.join(INDEX_FILE).is_file() {
+        return Err(at(
+            Site::Attr,
+            "#[npu_model] needs npu-build to run in this crate's build script, and it did not: call `npu_build::compile().unwrap();` in `fn main` of build.rs (with `[build-dependencies] npu-build = \"0.1\"` in Cargo.toml)".to_string(),
+        ));
+    }
+    let err = dir.join(format!("{}.err", decl.name));
+    if let Ok(text) = std::fs::read_to_string(&err) {
+        let (site, msg) = text.split_once('\n').unwrap_or(("attr", text.as_str()));
+        return Err(at(Site::parse(site).unwrap_or(Site::Attr), msg.to_string()));
+    }
+    if !dir.join(format!("{}.rs", decl.name)).is_file() {
+        return Err(at(
+            Site::Name,
+            format!(
+                "npu-build did not find the declaration of `{}`: it scans src/lib.rs, src/main.rs and src/bin/* and the files their `mod` items name; declarations produced by other macros or in files no `mod` reaches are not seen",
+                decl.name
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The Rust source generated for one declaration.
+//!
+//! `OUT_DIR/npu-model/<Name>.rs` is included by the attribute's expansion next to the
+//! struct. Everything sits in one `const _: () = { ... };` block so helper statics cannot clash
+//! with the user's names; the block implements associated items on the struct:
+//!
+//! | item | what |
+//! |---|---|
+//! | `Name::CONFIG: ModelConfig` | hyperparameters, context length, stop tokens |
+//! | `Name::CONTEXT`, `Name::ARENA_BYTES` | the context the arena is sized for, and its exact size ([`npu_runtime::model::arena_bytes`], evaluated by rustc) |
+//! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
+//! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
+//! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob, all static |
+//! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
+//! | `Name::blob() -> &'static [u8]` | the packed weights, in place |
+//!
+//! plus const assertions (`const _: () = assert!(..)`): the config is consistent, blob plus
+//! arena fit the target's memory window and the host's address space, every shard is
+//! 64-byte aligned and inside the blob, the blob's storage is aligned.
+//!
+//! The text is split in two: [`model_part`] depends only on the packed model (cached with
+//! it), [`assemble`] adds what depends on the declaration (name, context, embedding).
+//! No absolute path, time or hash-map order reaches the text: files are named through
+//! `concat!(env!("OUT_DIR"), ..)`, floats are written as bit patterns.
+
+use crate::declare::Embed;
+use crate::pack::Packed;
+use npu_runtime::format::{Layout, BLOB_ALIGN};
+use npu_runtime::model::{Arch, ModelConfig, RopeStyle};
+use npu_runtime::target::Target;
+use std::fmt::Write as _;
+
+/// Version of the generated text's shape (part of the cache key).
+pub const CODEGEN_VERSION: u32 = 1;
+
+fn f32_lit(v: f32) -> String {
+    format!("f32::from_bits(0x{:08x})", v.to_bits())
+}
+
+fn opt_u32(v: Option<u32>) -> String {
+    v.map_or_else(|| "None".into(), |v| format!("Some({v})"))
+}
+
+/// `ModelConfig` as a struct literal (every field, so a new field is a compile error here
+/// rather than a silently defaulted value).
+pub fn config_literal(c: &ModelConfig) -> String {
+    let m = "::npu_runtime::model";
+    // Derived Debug prints exactly the variant's name, which is also its path segment.
+    format!(
+        "{m}::ModelConfig {{ arch: {m}::Arch::{:?}, n_layers: {}, d_model: {}, n_heads: {}, n_kv_heads: {}, head_dim: {}, ff: {}, vocab: {}, rope_base: {}, rope_dim: {}, rope_style: {m}::RopeStyle::{:?}, rms_eps: {}, qkv_bias: {}, tied_output: {}, context_len: {}, eos: {}, eot: {} }}",
+        c.arch,
+        c.n_layers,
+        c.d_model,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.ff,
+        c.vocab,
+        f32_lit(c.rope_base),
+        c.rope_dim,
+        c.rope_style,
+        f32_lit(c.rms_eps),
+        c.qkv_bias,
+        c.tied_output,
+        c.context_len,
+        c.eos,
+        opt_u32(c.eot),
+    )
+}
+
+/// Serializes a config as `key=value` lines (for the cache entry; floats as bits).
+pub fn config_to_text(c: &ModelConfig) -> String {
+    format!(
+        "arch={}\nn_layers={}\nd_model={}\nn_heads={}\nn_kv_heads={}\nhead_dim={}\nff={}\nvocab={}\nrope_base={}\nrope_dim={}\nrope_style={:?}\nrms_eps={}\nqkv_bias={}\ntied_output={}\ncontext_len={}\neos={}\neot={}\n",
+        c.arch.name(),
+        c.n_layers,
+        c.d_model,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.ff,
+        c.vocab,
+        c.rope_base.to_bits(),
+        c.rope_dim,
+        c.rope_style,
+        c.rms_eps.to_bits(),
+        c.qkv_bias,
+        c.tied_output,
+        c.context_len,
+        c.eos,
+        c.eot.map_or_else(|| "none".to_string(), |v| v.to_string()),
+    )
+}
+
+/// Parses [`config_to_text`].
+pub fn config_from_text(s: &str) -> Option<ModelConfig> {
+    let get = |k: &str| s.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')));
+    let u = |k: &str| get(k)?.parse::<u32>().ok();
+    let b = |k: &str| get(k)?.parse::<bool>().ok();
+    let arch = Arch::from_name(get("arch")?)?;
+    let mut c = ModelConfig::new(
+        arch,
+        u("n_layers")?,
+        u("d_model")?,
+        u("n_heads")?,
+        u("n_kv_heads")?,
+        u("head_dim")?,
+        u("ff")?,
+        u("vocab")?,
+        f32::from_bits(u("rope_base")?),
+        f32::from_bits(u("rms_eps")?),
+        b("tied_output")?,
+        u("context_len")?,
+        u("eos")?,
+    );
+    c.rope_dim = u("rope_dim")?;
+    c.rope_style = match get("rope_style")? {
+        "Normal" => RopeStyle::Normal,
+        "Neox" => RopeStyle::Neox,
+        _ => return None,
+    };
+    c.qkv_bias = b("qkv_bias")?;
+    c.eot = match get("eot")? {
+        "none" => None,
+        v => Some(v.parse().ok()?),
+    };
+    Some(c)
+}
+
+fn layout_literal(l: &Layout) -> String {
+    let f = "::npu_runtime::format";
+    match *l {
+        Layout::Tiled { n_tile, k_tile, elem } => {
+            format!("{f}::Layout::Tiled {{ n_tile: {n_tile}, k_tile: {k_tile}, elem: {f}::ElemType::{elem:?} }}")
+        }
+        Layout::RowMajor { elem } => format!("{f}::Layout::RowMajor {{ elem: {f}::ElemType::{elem:?} }}"),
+    }
+}
+
+/// The part of the generated text that depends only on the packed model: the descriptor
+/// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK`, through the
+/// tokenizer's own emitter) and the `PackedModel` fields. Items are private to the block.
+pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
+    let f = "::npu_runtime::format";
+    let mut s = String::new();
+    let _ = writeln!(s, "// Descriptor table: {} tensors, blob order.", packed.tensors.len());
+    let _ = writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
+    for t in &packed.tensors {
+        let g = t.geom;
+        let _ = write!(
+            s,
+            "    {f}::TensorDesc {{ name: {:?}, kind: {f}::TensorKind::{:?}, scheme: {}, pipeline: {}, layout: {}, geom: {f}::Geometry {{ k: {}, n: {}, k_pad: {}, n_pad: {}, k_align: {}, n_align: {}, k_seg_len: {}, k_segs: {}, cores: {} }}, rotation: {}, shards: &[",
+            t.name,
+            t.kind,
+            t.scheme.map_or_else(|| "None".to_string(), |x| format!("Some({f}::Scheme::{x:?})")),
+            t.pipeline.map_or_else(|| "None".to_string(), |x| format!("Some({f}::Pipeline::{x:?})")),
+            layout_literal(&t.layout),
+            g.k,
+            g.n,
+            g.k_pad,
+            g.n_pad,
+            g.k_align,
+            g.n_align,
+            g.k_seg_len,
+            g.k_segs,
+            g.cores,
+            t.rotation.map_or_else(
+                || "None".to_string(),
+                |r| format!("Some({f}::Rotation {{ block: {}, seed: 0x{:016x} }})", r.block, r.seed)
+            ),
+        );
+        for (i, sh) in t.shards.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}{f}::Shard {{ k_seg: {}, core: {}, k0: {}, k_len: {}, n0: {}, n_len: {}, data: {f}::Region {{ offset: {}, len: {} }} }}",
+                if i == 0 { "" } else { ", " },
+                sh.k_seg,
+                sh.core,
+                sh.k0,
+                sh.k_len,
+                sh.n0,
+                sh.n_len,
+                sh.data.offset,
+                sh.data.len
+            );
+        }
+        let _ = writeln!(s, "], scales: {f}::Region {{ offset: {}, len: {} }} }},", t.scales.offset, t.scales.len);
+    }
+    let _ = writeln!(s, "];");
+    let _ = writeln!(s, "const NPU_TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::{:?};", packed.target.id);
+    let _ = writeln!(s, "const NPU_SCHEME: {f}::Scheme = {f}::Scheme::{:?};", packed.scheme);
+    s.push_str(tokenizer_source);
+    if !tokenizer_source.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// Where the blob comes from, per embedding mode.
+#[derive(Clone, Debug)]
+pub enum BlobRef {
+    /// `include_bytes!` of `OUT_DIR/npu-model/<file>`.
+    Bytes {
+        /// File name inside `OUT_DIR/npu-model/`.
+        file: String,
+    },
+    /// An `extern "C"` static linked from a static library.
+    Object {
+        /// Symbol name.
+        symbol: String,
+    },
+}
+
+/// What [`assemble`] needs besides the model part.
+#[derive(Clone, Debug)]
+pub struct Assembly<'a> {
+    /// The struct's name.
+    pub name: &'a str,
+    /// `path` as written in the attribute (shown in docs; never resolved here).
+    pub path: &'a str,
+    /// Target profile.
+    pub target: &'static Target,
+    /// Scheme.
+    pub scheme: npu_runtime::format::Scheme,
+    /// Config with the declaration's context length.
+    pub config: ModelConfig,
+    /// Blob length.
+    pub blob_len: u64,
+    /// Blob SHA-256.
+    pub blob_sha256: [u8; 32],
+    /// How the blob is linked.
+    pub blob: BlobRef,
+}
+
+/// The whole generated file for one declaration.
+pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
+    let f = "::npu_runtime::format";
+    let m = "::npu_runtime::model";
+    let name = a.name;
+    let ctx = a.config.context_len;
+    let embed = match a.blob {
+        BlobRef::Bytes { .. } => Embed::Bytes,
+        BlobRef::Object { .. } => Embed::Object,
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// @generated by npu-build {} for `{name}` (path = {:?}, target = {:?}, quant = {:?}, context = {ctx}, embed = {:?}). Do not edit.",
+        env!("CARGO_PKG_VERSION"),
+        a.path,
+        a.target.name,
+        a.scheme.name(),
+        embed.name()
+    );
+    s.push_str("const _: () = {\n");
+    let _ = writeln!(s, "const NPU_BLOB_LEN: usize = {};", a.blob_len);
+    match &a.blob {
+        BlobRef::Bytes { file } => {
+            let _ = writeln!(s, "#[repr(C, align({BLOB_ALIGN}))]");
+            s.push_str("struct NpuAligned<T: ?Sized>(T);\n");
+            let _ = writeln!(
+                s,
+                "static NPU_BLOB_STORE: NpuAligned<[u8; NPU_BLOB_LEN]> = NpuAligned(*::core::include_bytes!(::core::concat!(::core::env!(\"OUT_DIR\"), \"/npu-model/{file}\")));"
+            );
+            s.push_str("static NPU_BLOB: &[u8] = &NPU_BLOB_STORE.0;\n");
+            let _ = writeln!(
+                s,
+                "const _: () = ::core::assert!(::core::mem::align_of::<NpuAligned<[u8; 0]>>() as u64 >= {f}::BLOB_ALIGN, \"npu-model: the blob's storage is less aligned than npu_runtime::format::BLOB_ALIGN\");"
+            );
+        }
+        BlobRef::Object { symbol } => {
+            s.push_str("unsafe extern \"C\" {\n");
+            let _ = writeln!(s, "    #[link_name = \"{symbol}\"]");
+            s.push_str("    static NPU_BLOB_STORE: [u8; NPU_BLOB_LEN];\n}\n");
+            s.push_str("// SAFETY: the linked symbol is exactly NPU_BLOB_LEN immutable bytes (npu-build wrote it).\n");
+            s.push_str("static NPU_BLOB: &[u8] = unsafe { &NPU_BLOB_STORE };\n");
+            let _ = writeln!(
+                s,
+                "#[cfg(target_arch = \"aarch64\")]\nconst _: () = ::core::assert!(NPU_BLOB_LEN as u64 <= {}, \"npu-model: `{name}`: the blob is beyond AArch64's ADRP reach (+-4 GiB minus room for code and data)\");",
+                crate::embed::AARCH64_MAX_BLOB
+            );
+        }
+    }
+    s.push_str(model_part);
+    let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
+    let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }} }};");
+    let _ = writeln!(s, "impl {name} {{");
+    let _ = writeln!(s, "    /// Hyperparameters, context length and stop tokens.");
+    let _ = writeln!(s, "    pub const CONFIG: {m}::ModelConfig = NPU_CONFIG;");
+    let _ = writeln!(s, "    /// Tokens of context the arena is sized for (the `context` argument).");
+    let _ = writeln!(s, "    pub const CONTEXT: u32 = {ctx};");
+    let _ = writeln!(s, "    /// Exact bytes of the arena a session needs at [`Self::CONTEXT`].");
+    let _ = writeln!(s, "    pub const ARENA_BYTES: usize = {m}::arena_bytes(&NPU_CONFIG, {ctx});");
+    let _ = writeln!(s, "    /// Bytes of packed weights.");
+    let _ = writeln!(s, "    pub const BLOB_LEN: usize = NPU_BLOB_LEN;");
+    let _ = writeln!(s, "    /// SHA-256 of the packed weights.");
+    let _ = writeln!(s, "    pub const BLOB_SHA256: [u8; 32] = {:?};", a.blob_sha256);
+    let _ = writeln!(s, "    /// Target profile the weights are packed for.");
+    let _ = writeln!(s, "    pub const TARGET: ::npu_runtime::target::TargetId = NPU_TARGET;");
+    let _ = writeln!(s, "    /// Quantization scheme.");
+    let _ = writeln!(s, "    pub const SCHEME: {f}::Scheme = NPU_SCHEME;");
+    let _ = writeln!(s, "    /// How the blob is linked: `\"bytes\"` or `\"object\"`.");
+    let _ = writeln!(s, "    pub const EMBED: &'static str = {:?};", embed.name());
+    let _ = writeln!(s, "    /// The model: config, descriptor table and blob, all static.");
+    let _ = writeln!(s, "    pub fn model() -> &'static {m}::Model<'static> {{ &NPU_MODEL }}");
+    let _ = writeln!(s, "    /// The tokenizer tables.");
+    let _ = writeln!(s, "    pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> {{ &NPU_TOK }}");
+    let _ = writeln!(s, "    /// The packed weights, in place.");
+    let _ = writeln!(s, "    pub fn blob() -> &'static [u8] {{ NPU_BLOB }}");
+    s.push_str("}\n");
+    // Compile-time checks, evaluated by rustc for the real compilation target.
+    let _ = writeln!(
+        s,
+        "const _: () = ::core::assert!(NPU_CONFIG.invalid().is_none(), \"npu-model: `{name}`: the generated config is inconsistent (ModelConfig::invalid)\");"
+    );
+    let window = a.target.iommu_window;
+    let _ = writeln!(
+        s,
+        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= {window}u128, \"npu-model: `{name}`: packed weights plus the arena for context {ctx} exceed the memory target `{}` can address ({} bytes per IOMMU domain); lower `context` or choose a smaller quant\");",
+        a.target.name,
+        window
+    );
+    let _ = writeln!(
+        s,
+        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= (isize::MAX as u128), \"npu-model: `{name}`: packed weights plus the arena exceed this target's address space\");"
+    );
+    s.push_str(LAYOUT_CHECK);
+    let _ = writeln!(
+        s,
+        "const _: () = ::core::assert!(npu_layout_ok(&NPU_TENSORS, NPU_BLOB_LEN as u64), \"npu-model: `{name}`: a shard is not {BLOB_ALIGN}-byte aligned or lies outside the blob\");"
+    );
+    s.push_str("};\n");
+    s
+}
+
+// A const fn over the descriptor table, so rustc itself checks alignment and bounds of what
+// it links, whatever produced the table.
+const LAYOUT_CHECK: &str = "const fn npu_layout_ok(ts: &[::npu_runtime::format::TensorDesc<'_>], blob_len: u64) -> bool {
+    let a = ::npu_runtime::format::BLOB_ALIGN;
+    let mut i = 0;
+    while i < ts.len() {
+        let t = &ts[i];
+        let mut j = 0;
+        while j < t.shards.len() {
+            let r = t.shards[j].data;
+            if r.offset % a != 0 || r.offset + r.len > blob_len {
+                return false;
+            }
+            j += 1;
+        }
+        if t.scales.len > 0 && (t.scales.offset % 4 != 0 || t.scales.offset + t.scales.len > blob_len) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+";
+
+/// The generated file for a declaration that failed: a `compile_error!` with the message, so
+/// the build fails even if something includes the file without the attribute's status check.
+pub fn error_file(name: &str, message: &str) -> String {
+    format!("// @generated by npu-build for `{name}`: this declaration failed.\n::core::compile_error!({message:?});\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips() {
+        let mut c = ModelConfig::new(Arch::Qwen2, 24, 896, 14, 2, 64, 4864, 151936, 1e6, 1e-6, false, 512, 151645);
+        c.eot = Some(151645);
+        c.rope_dim = 32;
+        assert_eq!(config_from_text(&config_to_text(&c)), Some(c));
+        c.eot = None;
+        assert_eq!(config_from_text(&config_to_text(&c)), Some(c));
+        assert!(config_literal(&c).contains("rope_base: f32::from_bits(0x49742400)"));
+    }
+}

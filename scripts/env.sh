@@ -16,3 +16,20 @@ npu_venv() {
     echo "${NPU_PY_PACKAGES[*]}" > "$stamp"
   fi
 }
+
+# llama.cpp, built from source by PyPI llama-cpp-python, as the reference for logits, greedy
+# outputs and speed. Built once into its own venv (minutes on 2 cores), then cached.
+export NPU_LLAMA_VENV="${NPU_LLAMA_VENV:-$NPU_CACHE/llama-venv}"
+export NPU_LLAMA_PYTHON="$NPU_LLAMA_VENV/bin/python"
+NPU_LLAMA_PACKAGES=(llama-cpp-python==0.3.36 gguf==0.19.0 numpy==2.4.6)
+
+npu_llama_venv() {
+  local stamp="$NPU_LLAMA_VENV/.npu-packages"
+  if [ ! -x "$NPU_LLAMA_PYTHON" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${NPU_LLAMA_PACKAGES[*]}" ]; then
+    echo "env: building llama.cpp via ${NPU_LLAMA_PACKAGES[0]} into $NPU_LLAMA_VENV (takes minutes)" >&2
+    python3 -m venv "$NPU_LLAMA_VENV"
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$NPU_LLAMA_PYTHON" -m pip install -q \
+      --disable-pip-version-check --no-binary llama-cpp-python "${NPU_LLAMA_PACKAGES[@]}"
+    echo "${NPU_LLAMA_PACKAGES[*]}" > "$stamp"
+  fi
+}

@@ -28,6 +28,8 @@ pub fn run(args: Args) -> CmdResult {
     let t = g.tensor(&args.tensor).ok_or_else(|| {
         format!("{}: no tensor named '{}' ({} tensors; `npu inspect` lists them)", g.name(), args.tensor, g.tensors().len())
     })?;
+    // Fail before creating the output file, so a refused tensor leaves nothing behind.
+    g.check_dequantizable(t)?;
     let to_stdout = args.output.as_os_str() == "-";
     let sink: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())

@@ -98,6 +98,7 @@ fn errors_exit_1_with_a_message() {
     let iq = seed("iquants");
     let o = npu(&["dequant", iq.to_str().unwrap(), "iq2_xxs", "-o", tmp("x.f32").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(!tmp("x.f32").exists(), "a refused tensor left an output file");
     let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.starts_with("npu: ") && e.contains("iq2_xxs") && e.contains("IQ2_XXS") && e.contains("supported"), "{e}");
 

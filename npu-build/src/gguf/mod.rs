@@ -381,7 +381,9 @@ impl<'a> Gguf<'a> {
         })
     }
 
-    fn check_dequantizable(&self, t: &TensorInfo) -> Result<(), Error> {
+    /// `Ok` if [`crate::dequant`] handles `t`'s type; otherwise the error [`Gguf::dequantize`]
+    /// would give (naming the file, the tensor, its type and the supported types).
+    pub fn check_dequantizable(&self, t: &TensorInfo) -> Result<(), Error> {
         if crate::dequant::supported(t.ty()) {
             Ok(())
         } else {

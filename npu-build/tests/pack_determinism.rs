@@ -24,7 +24,7 @@ fn identical_bytes_across_thread_counts() {
             assert!(a.blob == b.blob, "{t} {}", s.name());
             assert_eq!(a.tensors_json(), b.tensors_json());
             assert_eq!(a.report.to_json(), b.report.to_json());
-            assert!(a.blob.len() % 64 == 0);
+            assert!(a.blob.len().is_multiple_of(64));
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod dequant;
 mod inspect;
+mod pack;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one tensor as raw little-endian f32 in ggml element order (ne0 fastest).
     Dequant(dequant::Args),
+    /// Quantize and pack a GGUF for a target: model.blob, tensors.json, report.json.
+    Pack(pack::Args),
     /// Pack a GGUF in memory and generate text from a prompt (CPU reference backend).
     Run(run::RunArgs),
     /// Pack a GGUF in memory and write the next-token logits of given ids (raw f32).
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Dequant(args) => dequant::run(args),
+        Command::Pack(args) => pack::run(args),
         Command::Run(args) => run::run(args),
         Command::Logits(args) => run::logits(args),
     };

@@ -28,7 +28,9 @@ npu_llama_venv() {
   if [ ! -x "$NPU_LLAMA_PYTHON" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${NPU_LLAMA_PACKAGES[*]}" ]; then
     echo "env: building llama.cpp via ${NPU_LLAMA_PACKAGES[0]} into $NPU_LLAMA_VENV (takes minutes)" >&2
     python3 -m venv "$NPU_LLAMA_VENV"
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$NPU_LLAMA_PYTHON" -m pip install -q \
+    # The multimodal (llava/mtmd) library is not needed here; skipping it shortens the build.
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      "$NPU_LLAMA_PYTHON" -m pip install -q \
       --disable-pip-version-check --no-binary llama-cpp-python "${NPU_LLAMA_PACKAGES[@]}"
     echo "${NPU_LLAMA_PACKAGES[*]}" > "$stamp"
   fi

@@ -1,0 +1,49 @@
+"""Prints KL divergence and top-1 agreement against llama.cpp (on the F16 copies) per model,
+scheme and target, as a markdown table. Run with the llama-cpp-python venv's python:
+
+    NPU_BIN=target/release/npu $NPU_LLAMA_PYTHON tests/llamacpp/report.py [--n-smol 2048] [--n-qwen 512]
+
+SmolLM2 is measured on Moby-Dick ids from shared/reference, Qwen2.5 on the start of the same
+text tokenized by llama.cpp; windows of 512 tokens from an empty cache, every position.
+Only fp16 is held to the issue's thresholds (by test_llamacpp.py); the others are reported.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("NPU_CACHE", Path.home() / ".cache" / "npu-model"))
+SHARED = Path(os.environ.get("NPU_SHARED", HERE.parents[2] / "shared"))
+SCHEMES = ["fp16", "int8", "int8_hadamard", "int4", "int4_hadamard"]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n-smol", type=int, default=2048)
+    p.add_argument("--n-qwen", type=int, default=512)
+    p.add_argument("--models", default="smollm2,qwen2.5")
+    p.add_argument("--targets", default="cpu,rk3588")
+    p.add_argument("--schemes", default=",".join(SCHEMES))
+    a = p.parse_args()
+    models = {
+        "smollm2": (CACHE / "smollm2-135m-instruct-f16.gguf", ["--ids", SHARED / "reference" / "moby-dick.smollm2.ids.txt.gz"], a.n_smol),
+        "qwen2.5": (CACHE / "qwen2.5-coder-0.5b-instruct-f16.gguf", ["--text", CACHE / "moby-dick.txt"], a.n_qwen),
+    }
+    print("| model | target | quant | tokens | mean KLD | p99 KLD | top-1 |")
+    print("|---|---|---|---|---|---|---|")
+    for name in a.models.split(","):
+        path, src, n = models[name]
+        for target in a.targets.split(","):
+            for q in a.schemes.split(","):
+                cmd = [sys.executable, str(HERE / "compare.py"), "kl", "--ref-model", str(path), "--model", str(path),
+                       "--target", target, "--quant", q, *map(str, src), "--ctx", "512", "--n", str(n)]
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                print(f"| {name} | {target} | {q} | {r['n']} | {r['kl_mean']:.5f} | {r['kl_p99']:.4f} | {100 * r['top1']:.2f}% |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

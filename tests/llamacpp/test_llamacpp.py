@@ -83,6 +83,7 @@ def check_greedy(ref: dict, ours: list[int], stop_ids: set[int], steps: int = 32
     """Token-for-token over the first `steps` steps; a difference is accepted only at a step
     where llama.cpp's top two logits are within 0.1 (a near-tie), and ends the comparison."""
     for i, st in enumerate(ref["steps"][:steps]):
+        assert st["top5"][0][1] > st["top5"][-1][1], f"step {i}: degenerate reference logits {st['top5']}"
         if i == len(ours):
             assert st["id"] in stop_ids, f"npu stopped after {i} tokens; llama.cpp continued with {st['id']}"
             return f"both stopped at step {i}"

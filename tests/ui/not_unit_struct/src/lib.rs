@@ -1,0 +1,7 @@
+use npu_model_macro::npu_model;
+
+#[npu_model(path = "models/tiny.gguf", target = "cpu", quant = "int8")]
+pub struct M(u32);
+
+#[npu_model(path = "models/tiny.gguf", target = "cpu", quant = "int8")]
+pub enum E {}

@@ -22,7 +22,12 @@
 //! }                                    # npu-model-macro = "0.1"
 //!                                      # [build-dependencies]
 //!                                      # npu-build = "0.1"
+//!                                      # [profile.release.build-override]
+//!                                      # opt-level = 3
 //! ```
+//!
+//! (cargo compiles build dependencies without optimization by default, even in release
+//! builds; the quantizer then runs about five times slower.)
 //!
 //! The build script finds every `#[npu_model]` in `src/` (from `lib.rs`, `main.rs` and
 //! `src/bin/*` through `mod` items), reads the GGUF, quantizes and packs it for the target

@@ -53,7 +53,7 @@ TOML
 
 timed_build() { # dir, log → prints "seconds peak_MiB"
   (cd "$1" && /usr/bin/time -f '%e %M' -o "$2.time" cargo build --release >"$2" 2>&1) || { cat "$2" >&2; exit 1; }
-  awk '{printf "%.1f %.0f", $1, $2 / 1024}' "$2.time"
+  awk '{printf "%.1f %.0f\n", $1, $2 / 1024}' "$2.time"
 }
 
 echo "bench-build: warming up dependencies in $work" >&2

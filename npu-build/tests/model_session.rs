@@ -10,6 +10,7 @@ use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{arena_bytes, Arch, Model, ModelConfig, ModelError, Session, MAX_BATCH};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::target::Target;
+use npu_runtime::tokenizer::{PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN};
 
 const D: u64 = 64;
 const HEADS: u64 = 4;
@@ -62,8 +63,35 @@ fn packed(arch: Arch, scheme: Scheme) -> Packed {
     pack(&source(arch), &PackOptions { target, scheme, threads: 2 }).unwrap()
 }
 
+/// Random models have no vocabulary text: an empty tokenizer (no tokens, no byte tokens).
+static NO_TOKENIZER: TokenizerTables<'static> = TokenizerTables {
+    kind: TokenizerKind::Bpe,
+    pre: PreTokenizer::None,
+    token_bytes: &[],
+    token_offsets: &[0],
+    token_attrs: &[],
+    sorted_ids: &[],
+    merges: &[],
+    scores: &[],
+    specials: &[],
+    byte_tokens: &[NO_TOKEN; 256],
+    bos: None,
+    eos: None,
+    eot: None,
+    eom: None,
+    pad: None,
+    add_bos: false,
+    add_eos: false,
+    add_space_prefix: false,
+    ignore_merges: false,
+};
+
 fn model<'a>(p: &'a Packed, descs: &'a [TensorDesc<'a>], c: ModelConfig) -> Model<'a> {
-    Model { config: c, weights: PackedModel { target: p.target.id, scheme: p.scheme, tensors: descs, blob: &p.blob } }
+    Model {
+        config: c,
+        weights: PackedModel { target: p.target.id, scheme: p.scheme, tensors: descs, blob: &p.blob },
+        tokenizer: &NO_TOKENIZER,
+    }
 }
 
 const PROMPT: [u32; 21] = [5, 17, 33, 2, 79, 0, 41, 41, 8, 12, 60, 61, 62, 1, 9, 30, 44, 3, 70, 71, 6];
@@ -84,6 +112,14 @@ fn batched_prefill_equals_stepping_for_every_arch_and_scheme() {
             s.reset();
             s.eval_all(&PROMPT, |i, l| all.push((i, l.to_vec()))).unwrap();
             assert_eq!(all.len(), PROMPT.len());
+            // The batched output head gives the same bits.
+            s.reset();
+            let mut rows = vec![0f32; MAX_BATCH * VOCAB as usize];
+            let mut batched_all = Vec::new();
+            s.eval_all_batched(&PROMPT, &mut rows, |i, l| batched_all.push((i, l.to_vec()))).unwrap();
+            assert_eq!(batched_all, all, "{arch:?}/{scheme:?}: eval_all_batched");
+            assert_eq!(s.logits_and_scratch().0.to_vec(), all[PROMPT.len() - 1].1);
+            assert!(s.eval_all_batched(&PROMPT, &mut rows[1..], |_, _| {}).is_err(), "short row buffer");
             s.reset();
             let mut last = Vec::new();
             for (i, &t) in PROMPT.iter().enumerate() {

@@ -9,11 +9,14 @@ use crate::CmdResult;
 use npu_build::gguf::Gguf;
 use npu_build::pack::{pack, PackOptions, Packed};
 use npu_build::quant::{parse_scheme, parse_target};
+use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::{Backend, CpuReference};
 use npu_runtime::format::PackedModel;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{arena_bytes, Arch, Model, ModelConfig, RopeStyle, Session};
+use npu_runtime::generate::{chatml, Message};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
+use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerTables, Utf8Stream};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,7 +42,8 @@ pub struct ModelArgs {
 pub struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Prompt text (needs the tokenizer).
+    /// Prompt text, tokenized with the model's tokenizer as llama.cpp tokenizes prompts (BOS
+    /// per the vocabulary's metadata, special-token text such as `<|im_start|>` parsed).
     #[arg(long, conflicts_with = "prompt_ids")]
     prompt: Option<String>,
     /// Prompt as token ids, comma-separated (bypasses the tokenizer).
@@ -51,7 +55,8 @@ pub struct RunArgs {
     /// Greedy decoding (argmax) instead of the sampler chain.
     #[arg(long)]
     greedy: bool,
-    /// Print the prompt's token ids, then the generated ids (one line each).
+    /// Print the prompt's token ids, then the generated ids (one line each) instead of the
+    /// generated text.
     #[arg(long)]
     print_ids: bool,
     /// Wrap the prompt in ChatML turns (system, user, assistant prefix).
@@ -153,14 +158,15 @@ fn end_of_turn(g: &Gguf<'_>) -> Result<Option<u32>, Box<dyn std::error::Error>> 
     Ok(None)
 }
 
-/// Opens and packs a model in memory.
-fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig), Box<dyn std::error::Error>> {
+/// Opens and packs a model in memory; builds its tokenizer tables.
+fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig, OwnedTokenizerTables), Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
     let scheme = parse_scheme(&a.quant)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let t0 = Instant::now();
     let g = Gguf::open(&a.file)?;
     let config = model_config(&g, ctx)?;
+    let tok = OwnedTokenizerTables::from_gguf(&g)?;
     let packed = pack(&g, &PackOptions { target, scheme, threads })?;
     eprintln!(
         "npu: packed {} for {} / {} in {:.2} s ({} MB)",
@@ -170,13 +176,19 @@ fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig), Box<dy
         t0.elapsed().as_secs_f64(),
         packed.blob.len() >> 20
     );
-    Ok((packed, config))
+    Ok((packed, config, tok))
 }
 
-fn model<'a>(packed: &'a Packed, descs: &'a [npu_runtime::format::TensorDesc<'a>], config: ModelConfig) -> Model<'a> {
+fn model<'a>(
+    packed: &'a Packed,
+    descs: &'a [npu_runtime::format::TensorDesc<'a>],
+    config: ModelConfig,
+    tokenizer: &'a TokenizerTables<'a>,
+) -> Model<'a> {
     Model {
         config,
         weights: PackedModel { target: packed.target.id, scheme: packed.scheme, tensors: descs, blob: &packed.blob },
+        tokenizer,
     }
 }
 
@@ -228,19 +240,58 @@ fn join_ids(ids: &[u32]) -> String {
     ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
 }
 
+/// The prompt text `npu run` tokenizes: `--prompt` as given, or with `--chat` the ChatML
+/// turns (optional system message, the user message, the assistant's opening).
+pub fn prompt_text(prompt: &str, chat: bool, system: Option<&str>) -> Result<String, Box<dyn std::error::Error>> {
+    if !chat {
+        return Ok(prompt.to_owned());
+    }
+    let mut msgs = Vec::new();
+    if let Some(sys) = system {
+        msgs.push(Message { role: "system", content: sys });
+    }
+    msgs.push(Message { role: "user", content: prompt });
+    let need = match chatml(&msgs, true, &mut []) {
+        Ok(n) => n,
+        Err(e) => e.need,
+    };
+    let mut buf = vec![0u8; need];
+    let n = chatml(&msgs, true, &mut buf).map_err(|e| format!("chat prompt: {} bytes needed", e.need))?;
+    buf.truncate(n);
+    Ok(String::from_utf8(buf)?)
+}
+
+/// Token ids of `text` as llama.cpp's examples tokenize a prompt (`llama_tokenize` with
+/// `add_special` and `parse_special`): BOS/EOS as the vocabulary's metadata asks, and
+/// special-token text such as `<|im_start|>` becomes its single id.
+pub fn tokenize_prompt(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
+    let mut ids = Vec::new();
+    tok.encode_with(text.as_bytes(), EncodeOptions { add_special: true, parse_special: true }, &mut scratch, &mut |id| {
+        ids.push(id);
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
 /// `npu run`.
 pub fn run(args: RunArgs) -> CmdResult {
-    let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
-        (Some(ids), _) => ids.clone(),
-        (None, Some(_)) => return Err("--prompt needs the tokenizer, which this build does not have yet; use --prompt-ids".into()),
-        (None, None) => return Err("give --prompt or --prompt-ids".into()),
-    };
     if args.chat && args.prompt_ids.is_some() {
         return Err("--chat formats text turns; it needs --prompt".into());
     }
-    let (packed, config) = load(&args.model, args.ctx)?;
+    if args.prompt.is_none() && args.prompt_ids.is_none() {
+        return Err("give --prompt or --prompt-ids".into());
+    }
+    let (packed, config, owned_tok) = load(&args.model, args.ctx)?;
+    let tables = owned_tok.tables();
     let descs = packed.descs();
-    let m = model(&packed, &descs, config);
+    let m = model(&packed, &descs, config, &tables);
+    let tok = m.tokenizer()?;
+    let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
+        (Some(ids), _) => ids.clone(),
+        (None, Some(p)) => tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?,
+        (None, None) => return Err("give --prompt or --prompt-ids".into()),
+    };
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
     let mut session = Session::new(m, backend(), &mut arena)?;
     let sc = if args.greedy {
@@ -257,25 +308,47 @@ pub fn run(args: RunArgs) -> CmdResult {
         }
     };
     let mut sampler = Sampler::new(sc);
+    let stdout = std::io::stdout();
     if args.print_ids {
-        println!("{}", join_ids(&prompt));
+        writeln!(stdout.lock(), "{}", join_ids(&prompt))?;
     }
     let mut out = Vec::new();
+    let mut piece = vec![0u8; tok.max_token_len()];
+    let mut text = Utf8Stream::new();
+    let mut failure: Option<Box<dyn std::error::Error>> = None;
+    let mut emit = |s: &str| -> std::io::Result<()> {
+        let mut o = stdout.lock();
+        o.write_all(s.as_bytes())?;
+        o.flush()
+    };
     let t0 = Instant::now();
     let mut t_first = None;
     let res = generate(&mut session, &mut sampler, &prompt, args.max_tokens, |id| {
         t_first.get_or_insert_with(Instant::now);
         out.push(id);
-        if !args.print_ids {
-            print!("{id} ");
-            let _ = std::io::stdout().flush();
+        if args.print_ids {
+            return true;
         }
-        true
+        // Generated text as llama.cpp's examples show it: control tokens are not rendered.
+        let r = tok.piece(id, false, false, &mut piece).map_err(Into::into).and_then(|n| {
+            text.push(&piece[..n], &mut emit).map_err(Into::into)
+        });
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
     })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     if args.print_ids {
-        println!("{}", join_ids(&out));
+        writeln!(stdout.lock(), "{}", join_ids(&out))?;
     } else {
-        println!();
+        text.finish(&mut emit)?;
+        emit("\n")?;
     }
     let total = t0.elapsed().as_secs_f64();
     let prefill = t_first.map_or(total, |t| (t - t0).as_secs_f64());
@@ -315,9 +388,10 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     if n == 0 {
         return Err(format!("fewer than one window of {w} ids").into());
     }
-    let (packed, config) = load(&args.model, Some(args.ctx))?;
+    let (packed, config, tok) = load(&args.model, Some(args.ctx))?;
     let descs = packed.descs();
-    let m = model(&packed, &descs, config);
+    let tables = tok.tables();
+    let m = model(&packed, &descs, config, &tables);
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
     let mut session = Session::new(m, backend(), &mut arena)?;
     let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
@@ -329,9 +403,10 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let t0 = Instant::now();
     let mut io_err = None;
     let mut bytes = Vec::with_capacity(config.vocab as usize * 4);
+    let mut rows = vec![0f32; npu_runtime::model::MAX_BATCH * config.vocab as usize];
     for window in ids[..n].chunks(w) {
         session.reset();
-        session.eval_all(window, |_, l| {
+        session.eval_all_batched(window, &mut rows, |_, l| {
             bytes.clear();
             l.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
             if io_err.is_none() {
@@ -358,8 +433,11 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
 /// (pad, rotate, per-segment f16 rounding or absmax quantization, from `exec`), and 8
 /// channels are accumulated side by side: each lane is still the ascending-k sum of one
 /// channel with separate multiply and add (no fusion), integer sums are exact, partials are
-/// scaled and summed over segments in the reference's order. Only speed differs; a test in
-/// `npu-build/tests/model_session.rs` checks the equality on real tensors.
+/// scaled and summed over segments in the reference's order. Blocks are the outer loop (a
+/// block's weights stay in cache for all M rows) and are split over threads; each output is
+/// computed by one thread with the same operations. Only speed differs;
+/// `tests/llamacpp/test_llamacpp.py::test_cached_backend_is_bit_exact` checks the equality
+/// on SmolLM2 for the fp16, int8 and int4_hadamard pipelines.
 pub mod cached {
     use npu_runtime::backend::{Backend, PackedWeight};
     use npu_runtime::exec::{self, quant, rotate};
@@ -382,9 +460,29 @@ pub mod cached {
     }
 
     /// The caching backend (see the module docs).
-    #[derive(Default)]
     pub struct CachedCpu {
         cache: HashMap<usize, Unpacked>,
+        /// Prepared activation rows `[m][k_pad]` of the current matmul.
+        act: Vec<f32>,
+        /// Their per-segment scales `[m][k_segs]`.
+        s_a: Vec<f32>,
+        /// Worker threads per matmul.
+        threads: usize,
+    }
+
+    impl CachedCpu {
+        /// A backend that splits each large matmul over `threads` threads (results do not
+        /// depend on it).
+        pub fn new(threads: usize) -> CachedCpu {
+            CachedCpu { cache: HashMap::new(), act: Vec::new(), s_a: Vec::new(), threads: threads.max(1) }
+        }
+    }
+
+    impl Default for CachedCpu {
+        /// [`CachedCpu::new`] with the available parallelism.
+        fn default() -> CachedCpu {
+            CachedCpu::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }
     }
 
     /// Exact IEEE binary16 → binary32 (every f16 value is representable in f32).
@@ -446,6 +544,72 @@ pub mod cached {
         Ok(Unpacked { vals: if p == Pipeline::F16F16F32 { Vals::F32(f) } else { Vals::I8(q) }, scales })
     }
 
+    /// One matmul's prepared activations: rows padded, rotated and rounded (fp16) or
+    /// quantized (int) per K segment exactly as the reference executor prepares them.
+    struct Prepared<'p> {
+        /// `[m][k_pad]` prepared values.
+        a: &'p [f32],
+        /// `[m][k_segs]` activation scales (int pipelines; 1 for fp16).
+        s_a: &'p [f32],
+        m: usize,
+    }
+
+    /// Output channels `[b0·8, b1·8)` of every row into `out` (`[m][cols]`, `cols` = the
+    /// channels of those blocks that exist): the reference's sums, in its order — for each
+    /// channel, the segments ascending, within a segment the ascending-k sum.
+    fn blocks(d: &TensorDesc<'_>, u: &Unpacked, pa: &Prepared<'_>, b0: usize, b1: usize, out: &mut [f32]) -> Result<(), Error> {
+        let g = d.geom;
+        let p = d.pipeline.ok_or(Error::WrongKind)?;
+        let (n, kp) = (g.n as usize, g.k_pad as usize);
+        let c0 = b0 * L;
+        let cols = (b1 * L).min(n) - c0;
+        out.fill(0.0);
+        for b in b0..b1 {
+            let lanes = L.min(n - b * L);
+            for row in 0..pa.m {
+                let yrow = &mut out[row * cols + b * L - c0..row * cols + b * L - c0 + lanes];
+                for seg in 0..g.k_segs {
+                    let (k0, kl) = g.seg_range(seg);
+                    let (k0, kl) = (k0 as usize, kl as usize);
+                    let a = &pa.a[row * kp + k0..row * kp + k0 + kl];
+                    let base = (b * kp + k0) * L;
+                    match &u.vals {
+                        Vals::F32(wv) => {
+                            let mut acc = [0f32; L];
+                            for (&av, wr) in a.iter().zip(wv[base..base + kl * L].chunks_exact(L)) {
+                                for j in 0..L {
+                                    acc[j] += av * wr[j];
+                                }
+                            }
+                            for (y, &v) in yrow.iter_mut().zip(&acc) {
+                                *y += v;
+                            }
+                        }
+                        Vals::I8(wq) => {
+                            let mut acc = [0i32; L];
+                            for (&av, wr) in a.iter().zip(wq[base..base + kl * L].chunks_exact(L)) {
+                                let ai = av as i32;
+                                for j in 0..L {
+                                    acc[j] += ai * wr[j] as i32;
+                                }
+                            }
+                            let s_a = pa.s_a[row * g.k_segs as usize + seg as usize];
+                            for (j, y) in yrow.iter_mut().enumerate() {
+                                // int4 → int16: the packer's K segments keep every prefix in
+                                // range (49 · 640 < 2^15), so the final sum decides overflow.
+                                if p == Pipeline::I4I4I16 && i16::try_from(acc[j]).is_err() {
+                                    return Err(Error::AccumulatorOverflow { k_seg: seg });
+                                }
+                                *y += acc[j] as f32 * s_a * u.scales[seg as usize * g.n_pad as usize + b * L + j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     impl Backend for CachedCpu {
         fn name(&self) -> &'static str {
             "cpu-cached"
@@ -453,7 +617,7 @@ pub mod cached {
         fn scratch_len(&self, w: &PackedWeight<'_>) -> usize {
             exec::scratch_len(w.desc())
         }
-        fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+        fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], _scratch: &mut [f32]) -> Result<(), Error> {
             let d = w.desc();
             let key = d as *const TensorDesc<'_> as usize;
             let u = match self.cache.entry(key) {
@@ -463,72 +627,64 @@ pub mod cached {
             let u = &*u;
             let p = d.pipeline.ok_or(Error::WrongKind)?;
             let g = d.geom;
-            let (k, n, kp) = (g.k as usize, g.n as usize, g.k_pad as usize);
-            if x.len() != m * k || y.len() != m * n || scratch.len() < kp {
+            let (k, n, kp, segs) = (g.k as usize, g.n as usize, g.k_pad as usize, g.k_segs as usize);
+            if x.len() != m * k || y.len() != m * n {
                 return Err(Error::Length { what: "cached matmul operands", need: m * k, got: x.len() });
             }
             let qmax = p.qmax();
-            let buf = &mut scratch[..kp];
+            self.act.clear();
+            self.act.resize(m * kp, 0.0);
+            self.s_a.clear();
+            self.s_a.resize(m * segs, 1.0);
             for row in 0..m {
+                let buf = &mut self.act[row * kp..(row + 1) * kp];
                 buf[..k].copy_from_slice(&x[row * k..(row + 1) * k]);
-                buf[k..].fill(0.0);
                 if let Some(rot) = d.rotation {
                     rotate::rotate(rot, buf);
                 }
-                let yrow = &mut y[row * n..(row + 1) * n];
-                yrow.fill(0.0);
                 for seg in 0..g.k_segs {
                     let (k0, kl) = g.seg_range(seg);
-                    let (k0, kl) = (k0 as usize, kl as usize);
-                    let a = &mut buf[k0..k0 + kl];
-                    let s_a = match p {
-                        Pipeline::F16F16F32 => {
-                            a.iter_mut().for_each(|v| *v = quant::to_f16_and_back(*v));
-                            1.0
-                        }
-                        _ => {
-                            let s = quant::scale_for(quant::absmax(a), qmax);
-                            a.iter_mut().for_each(|v| *v = quant::quantize(*v, s, qmax) as f32);
-                            s
-                        }
-                    };
-                    for b in 0..n.div_ceil(L) {
-                        let base = (b * kp + k0) * L;
-                        match &u.vals {
-                            Vals::F32(wv) => {
-                                let mut acc = [0f32; L];
-                                for (kk, &av) in a.iter().enumerate() {
-                                    let wr = &wv[base + kk * L..base + kk * L + L];
-                                    for j in 0..L {
-                                        acc[j] += av * wr[j];
-                                    }
-                                }
-                                for j in 0..L.min(n - b * L) {
-                                    yrow[b * L + j] += acc[j];
-                                }
-                            }
-                            Vals::I8(wq) => {
-                                let mut acc = [0i32; L];
-                                for (kk, &av) in a.iter().enumerate() {
-                                    let ai = av as i32;
-                                    let wr = &wq[base + kk * L..base + kk * L + L];
-                                    for j in 0..L {
-                                        acc[j] += ai * wr[j] as i32;
-                                    }
-                                }
-                                #[allow(clippy::needless_range_loop)] // j indexes acc, yrow and scales
-                                for j in 0..L.min(n - b * L) {
-                                    // int4 → int16: the packer's K segments keep every prefix in
-                                    // range (49 · 640 < 2^15), so the final sum decides overflow.
-                                    if p == Pipeline::I4I4I16 && i16::try_from(acc[j]).is_err() {
-                                        return Err(Error::AccumulatorOverflow { k_seg: seg });
-                                    }
-                                    let nn = b * L + j;
-                                    yrow[nn] += acc[j] as f32 * s_a * u.scales[seg as usize * g.n_pad as usize + nn];
-                                }
-                            }
-                        }
+                    let a = &mut buf[k0 as usize..(k0 + kl) as usize];
+                    if p == Pipeline::F16F16F32 {
+                        a.iter_mut().for_each(|v| *v = quant::to_f16_and_back(*v));
+                    } else {
+                        let s = quant::scale_for(quant::absmax(a), qmax);
+                        a.iter_mut().for_each(|v| *v = quant::quantize(*v, s, qmax) as f32);
+                        self.s_a[row * segs + seg as usize] = s;
                     }
+                }
+            }
+            let pa = Prepared { a: &self.act, s_a: &self.s_a, m };
+            let nb = n.div_ceil(L);
+            // Threads take contiguous ranges of 8-channel blocks; every output value is still
+            // computed by one thread with the same operations, so the thread count changes
+            // nothing but speed. Small matmuls stay on this thread.
+            let threads = if m * n * kp < (1 << 18) { 1 } else { self.threads.min(nb).max(1) };
+            let per = nb.div_ceil(threads);
+            let ranges: Vec<(usize, usize)> = (0..threads).map(|t| (t * per, ((t + 1) * per).min(nb))).filter(|r| r.0 < r.1).collect();
+            let mut outs: Vec<Vec<f32>> = ranges.iter().map(|&(b0, b1)| vec![0f32; m * ((b1 * L).min(n) - b0 * L)]).collect();
+            let results: Vec<Result<(), Error>> = if ranges.len() == 1 {
+                vec![blocks(d, u, &pa, ranges[0].0, ranges[0].1, &mut outs[0])]
+            } else {
+                std::thread::scope(|sc| {
+                    let hs: Vec<_> = ranges
+                        .iter()
+                        .zip(outs.iter_mut())
+                        .map(|(&(b0, b1), o)| {
+                            let pa = &pa;
+                            sc.spawn(move || blocks(d, u, pa, b0, b1, o))
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap_or(Err(Error::BadDescriptor("matmul thread panicked")))).collect()
+                })
+            };
+            for r in results {
+                r?;
+            }
+            for (&(b0, b1), o) in ranges.iter().zip(&outs) {
+                let (c0, c1) = (b0 * L, (b1 * L).min(n));
+                for (row, src) in o.chunks_exact(c1 - c0).enumerate() {
+                    y[row * n + c0..row * n + c1].copy_from_slice(src);
                 }
             }
             Ok(())

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -57,12 +58,21 @@ def cmd_kl(a):
     else:
         ids = read_ids(a.ids)
     ids = ids[: a.n // a.ctx * a.ctx]
-    tmp = a.ids_tmp or "/tmp/npu-kl-ids.txt"
-    with open(tmp, "w") as f:
+    # A private file per run: several comparisons (tests, report.py, other checkouts) may run
+    # at once and must not read each other's ids.
+    with tempfile.NamedTemporaryFile("w", prefix="npu-kl-ids-", suffix=".txt", delete=False) as f:
         f.write(",".join(map(str, ids)))
+        tmp = f.name
     npu = os.environ.get("NPU_BIN", "npu")
-    proc = subprocess.Popen([npu, "logits", a.model, "--target", a.target, "--quant", a.quant, "--ids-file", tmp,
-                             "--ctx", str(a.ctx), "-o", "-"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.Popen([npu, "logits", a.model, "--target", a.target, "--quant", a.quant, "--ids-file", tmp,
+                                 "--ctx", str(a.ctx), "-o", "-"], stdout=subprocess.PIPE)
+        _kl_windows(a, ids, proc)
+    finally:
+        os.unlink(tmp)
+
+
+def _kl_windows(a, ids, proc):
     llm = llama(a.ref_model, a.ctx, True)
     vocab = llm.n_vocab()
     kls, agree = [], 0
@@ -130,7 +140,6 @@ def main():
     k.add_argument("--quant", default="fp16")
     k.add_argument("--ids")
     k.add_argument("--text", help="tokenize the start of this text file with llama.cpp instead")
-    k.add_argument("--ids-tmp")
     k.add_argument("--ctx", type=int, default=512)
     k.add_argument("--n", type=int, default=2048)
     g = sub.add_parser("greedy")

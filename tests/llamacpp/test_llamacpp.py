@@ -151,3 +151,34 @@ def test_kl_qwen_fp16(llama_py, npu, qwen_f16, tmp_path):
     print("Qwen2.5 fp16/cpu vs llama.cpp F16:", r)
     assert r["n"] == 512
     assert r["kl_mean"] < 0.001 and r["top1"] >= 0.99, r
+
+
+def run_text(npu, model, *args, steps=32) -> subprocess.CompletedProcess:
+    return subprocess.run([str(npu), "run", str(model), "--target", "cpu", "--quant", "fp16", "--greedy",
+                           "--max-tokens", str(steps), "--ctx", "512", *args], check=True, capture_output=True)
+
+
+def ref_ids(name: str) -> list[int]:
+    """llama.cpp's ids for a reference prompt: the last line of tokenize_{name}.txt."""
+    text = need(SHARED / "reference" / f"tokenize_{name}.txt", "reference").read_text()
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_run_prompt_text_smollm2(npu, smol_f16):
+    """`npu run --prompt`: the model's own tokenizer gives llama.cpp's prompt ids, generation
+    gives the same ids as `--prompt-ids`, and the streamed text is llama.cpp's pieces of them."""
+    out = run_text(npu, smol_f16, "--prompt", "Once upon a time", "--print-ids").stdout.decode().splitlines()
+    prompt, gen = [int(t) for t in out[0].split()], [int(t) for t in out[1].split()]
+    assert prompt == ref_ids("once")
+    assert gen == greedy_npu(npu, smol_f16, prompt)
+    text = run_text(npu, smol_f16, "--prompt", "Once upon a time").stdout.decode("utf-8")
+    ref = json.loads(need(SHARED / "reference" / "greedy_once_F16.json", "reference").read_text())
+    same = next((i for i, (a, b) in enumerate(zip(gen, ref["generated_ids"])) if a != b), min(len(gen), len(ref["generated_ids"])))
+    assert same >= 16, f"greedy diverged from llama.cpp at step {same}"
+    assert text.startswith("".join(st["piece"] for st in ref["steps"][:same])), text
+    assert text.endswith("\n")
+    # --chat: ChatML turns with the special tokens parsed, as llama.cpp's template renders them.
+    system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    user = "Write a short story about a robot who learns to paint."
+    out = run_text(npu, smol_f16, "--chat", "--system", system, "--prompt", user, "--print-ids", steps=4).stdout.decode()
+    assert [int(t) for t in out.splitlines()[0].split()] == ref_ids("chat")

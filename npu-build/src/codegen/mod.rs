@@ -10,7 +10,7 @@
 //! | `Name::CONTEXT`, `Name::ARENA_BYTES` | the context the arena is sized for, and its exact size ([`npu_runtime::model::arena_bytes`], evaluated by rustc) |
 //! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
 //! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
-//! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob, all static |
+//! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob + tokenizer tables, all static |
 //! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
 //! | `Name::blob() -> &'static [u8]` | the packed weights, in place |
 //!
@@ -283,7 +283,7 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     }
     s.push_str(model_part);
     let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
-    let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }} }};");
+    let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
     let _ = writeln!(s, "impl {name} {{");
     let _ = writeln!(s, "    /// Hyperparameters, context length and stop tokens.");
     let _ = writeln!(s, "    pub const CONFIG: {m}::ModelConfig = NPU_CONFIG;");

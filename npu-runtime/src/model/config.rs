@@ -8,6 +8,7 @@
 //! same values at run time from a GGUF it just packed: one code path for both.
 
 use crate::format::PackedModel;
+use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerTables};
 
 /// How rotary position embedding pairs the dimensions of a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -294,8 +295,9 @@ pub const fn arena_bytes(config: &ModelConfig, context_len: u32) -> usize {
     ArenaPlan::new(config, context_len).bytes()
 }
 
-/// A model ready to run: its config and its packed weights (blob + descriptor table), as
-/// generated consts or as built by the CLI from a blob it packed a moment ago.
+/// A model ready to run: its config, its packed weights (blob + descriptor table) and its
+/// tokenizer tables, as generated statics or as built by the CLI from a blob it packed a
+/// moment ago.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
     /// Hyperparameters and sizing.
@@ -303,6 +305,21 @@ pub struct Model<'a> {
     /// Blob and descriptor table; tensors named as in GGUF (`blk.{i}.attn_q.weight`, …,
     /// `output.weight` always present).
     pub weights: PackedModel<'a>,
+    /// The vocabulary's tokenizer tables (text ↔ ids).
+    pub tokenizer: &'a TokenizerTables<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// A [`Tokenizer`] over [`Model::tokenizer`], after checking the tables (cheap enough to
+    /// call once per prompt; the check is linear in the vocabulary). Fails when the tables are
+    /// inconsistent or their size disagrees with the config's vocabulary.
+    pub fn tokenizer(&self) -> Result<Tokenizer<'a>, TokenizerError> {
+        let t = Tokenizer::new(*self.tokenizer)?;
+        if t.tables().n_tokens() > self.config.vocab as usize {
+            return Err(TokenizerError::BadTables("more tokens than the model's vocabulary"));
+        }
+        Ok(t)
+    }
 }
 
 #[cfg(test)]

@@ -350,6 +350,25 @@ pub(crate) fn head<B: Backend>(s: &mut Session<'_, '_, B>, r: usize) -> Result<(
     mm(backend, model, res.output, bufs.y, 1, bufs.logits, bufs.scratch)
 }
 
+/// Final norm and output head for rows `0..n` of the last chunk at once (one matmul with
+/// `M = n`) → `out[..n·vocab]`. Each row's logits are the same as [`head`] gives for it: every
+/// backend computes the rows of a matmul independently.
+pub(crate) fn head_rows<B: Backend>(s: &mut Session<'_, '_, B>, n: usize, out: &mut [f32]) -> Result<(), ModelError> {
+    let Session { model, backend, res, bufs, .. } = s;
+    let d = model.config.d_model as usize;
+    let v = model.config.vocab as usize;
+    if n == 0 || n > MAX_BATCH {
+        return Err(ModelError::NoTokens);
+    }
+    let got = out.len();
+    let out = out.get_mut(..n * v).ok_or(ModelError::Runtime(Error::Length { what: "logits rows", need: n * v, got }))?;
+    let g = vec_bytes(model, res.out_norm)?;
+    for (o, xr) in bufs.y.chunks_exact_mut(d).zip(bufs.x.chunks_exact(d)).take(n) {
+        rmsnorm(o, xr, g, model.config.rms_eps);
+    }
+    mm(backend, model, res.output, bufs.y, n, out, bufs.scratch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

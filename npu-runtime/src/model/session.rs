@@ -5,6 +5,7 @@ use super::config::{ArenaPlan, Model, ModelConfig, MAX_BATCH, MAX_LAYERS};
 use super::forward::{self, Bufs};
 use super::ModelError;
 use crate::backend::Backend;
+use crate::error::Error;
 use crate::format::{TensorDesc, TensorKind};
 use core::fmt::Write as _;
 
@@ -293,6 +294,39 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
                 forward::head(self, r)?;
                 each(ci * MAX_BATCH + r, self.bufs.logits_mut());
             }
+        }
+        Ok(())
+    }
+
+    /// [`Session::eval_all`] with the output head run once per chunk of up to [`MAX_BATCH`]
+    /// rows instead of once per token (far fewer passes over the output matrix, the largest
+    /// one), into `rows`, a caller buffer of at least `MAX_BATCH · vocab` values. The same
+    /// numbers as [`Session::eval_all`], bit for bit.
+    pub fn eval_all_batched(
+        &mut self,
+        tokens: &[u32],
+        rows: &mut [f32],
+        mut each: impl FnMut(usize, &[f32]),
+    ) -> Result<(), ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::NoTokens);
+        }
+        let v = self.model.config.vocab as usize;
+        if rows.len() < MAX_BATCH * v {
+            return Err(ModelError::Runtime(Error::Length { what: "logits rows", need: MAX_BATCH * v, got: rows.len() }));
+        }
+        self.check_tokens(tokens)?;
+        for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
+            forward::chunk(self, chunk)?;
+            forward::head_rows(self, chunk.len(), rows)?;
+            for (r, l) in rows.chunks_exact(v).take(chunk.len()).enumerate() {
+                each(ci * MAX_BATCH + r, l);
+            }
+        }
+        // The last row's logits are also the session's current logits, as after `prefill`.
+        let last = (tokens.len() - 1) % MAX_BATCH;
+        if let Some(src) = rows.get(last * v..(last + 1) * v) {
+            self.bufs.logits_mut().copy_from_slice(src);
         }
         Ok(())
     }

@@ -17,4 +17,5 @@ export NPU_REQUIRE_MODELS=1
 
 cargo build --release --workspace --all-targets
 cargo test --release --workspace
+scripts/check-repro.sh
 "$NPU_PYTHON" -m pytest -q tests/

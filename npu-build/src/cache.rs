@@ -168,14 +168,15 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 }
 
 /// Creates `path` through a temporary file in the same directory renamed into place, so
-/// readers see the old file or the whole new one.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>) -> io::Result<()> {
+/// readers see the old file or the whole new one. `fill` writes the file (buffer large writes
+/// yourself); it may seek, as the archive writer does to patch a header.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>) -> io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
-        let mut w = io::BufWriter::new(std::fs::File::create(&tmp)?);
-        fill(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let mut f = std::fs::File::create(&tmp)?;
+        fill(&mut f)?;
+        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if res.is_err() {

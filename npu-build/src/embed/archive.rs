@@ -19,17 +19,13 @@ fn header(name: &str, size: u64, mode: &str) -> Vec<u8> {
 /// Writes `path`: an archive with a symbol index for `symbol` and one member whose bytes
 /// `write_member` streams. Written through a temporary file renamed into place.
 pub fn write(path: &Path, symbol: &str, write_member: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), String>) -> Result<(), String> {
-    let io_err = |e: io::Error| format!("writing {}: {e}", path.display());
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| -> Result<(), String> {
-        let mut f = File::create(&tmp).map_err(io_err)?;
+    crate::cache::write_atomic(path, |f| {
         // Symbol index: count, member offsets (big-endian u32), NUL-terminated names.
         let mut index = Vec::new();
         index.extend_from_slice(&1u32.to_be_bytes());
         let index_len = 4 + 4 + symbol.len() as u64 + 1;
         let member_at = 8 + 60 + index_len + index_len % 2;
-        let member_at32 = u32::try_from(member_at).map_err(|_| "symbol name too long".to_string())?;
+        let member_at32 = u32::try_from(member_at).map_err(|_| io::Error::other("symbol name too long"))?;
         index.extend_from_slice(&member_at32.to_be_bytes());
         index.extend_from_slice(symbol.as_bytes());
         index.push(0);
@@ -40,32 +36,28 @@ pub fn write(path: &Path, symbol: &str, write_member: impl FnOnce(&mut BufWriter
         head.extend(header("/", index_len, "0"));
         head.extend(index);
         head.extend(header(MEMBER_NAME, 0, "644"));
-        f.write_all(&head).map_err(io_err)?;
+        f.write_all(&head)?;
         let data_at = head.len() as u64;
         {
-            let mut w = BufWriter::with_capacity(1 << 20, &mut f);
-            write_member(&mut w)?;
-            w.flush().map_err(io_err)?;
+            let mut w = BufWriter::with_capacity(1 << 20, &mut *f);
+            write_member(&mut w).map_err(io::Error::other)?;
+            w.flush()?;
         }
-        let end = f.stream_position().map_err(io_err)?;
+        let end = f.stream_position()?;
         let size = end - data_at;
-        // Patch the member's size field (offset 48 in its header), then pad to even.
-        f.seek(SeekFrom::Start(data_at - 60 + 48)).map_err(io_err)?;
-        f.write_all(format!("{size:<10}").as_bytes()).map_err(io_err)?;
-        f.seek(SeekFrom::End(0)).map_err(io_err)?;
-        if size % 2 == 1 {
-            f.write_all(b"\n").map_err(io_err)?;
-        }
-        f.sync_all().map_err(io_err)?;
         if size > 9_999_999_999 {
-            return Err("object member exceeds the ar format's 10-digit size field".into());
+            return Err(io::Error::other("object member exceeds the ar format's 10-digit size field"));
         }
-        std::fs::rename(&tmp, path).map_err(io_err)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+        // Patch the member's size field (offset 48 in its header), then pad to even.
+        f.seek(SeekFrom::Start(data_at - 60 + 48))?;
+        f.write_all(format!("{size:<10}").as_bytes())?;
+        f.seek(SeekFrom::End(0))?;
+        if size % 2 == 1 {
+            f.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use crate::embed::{self, ObjTarget};
 use crate::gguf::Gguf;
 use crate::pack::{self, PackOptions};
 use crate::tokenizer::OwnedTokenizerTables;
-use npu_runtime::model::{arena_bytes, Arch, ModelConfig};
+use npu_runtime::model::arena_bytes;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -408,38 +408,8 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
 fn pack_into_cache(ctx: &Ctx, d: &Declaration, file: &Path, key: &Key) -> Result<PathBuf, (Site, String)> {
     let t0 = Instant::now();
     let g = Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
-    let hp = g.hparams().map_err(|e| (Site::Path, e.to_string()))?;
-    let arch = Arch::from_name(&hp.architecture).ok_or_else(|| {
-        let names: Vec<&str> = npu_runtime::model::ARCHS.iter().map(|a| a.name).collect();
-        (Site::Path, format!("unsupported architecture `{}`: npu-runtime runs {}", hp.architecture, names.join(", ")))
-    })?;
     let tok = OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
-    let eos = tok.eos.ok_or((Site::Path, "the model declares no end-of-sequence token (tokenizer.ggml.eos_token_id)".to_string()))?;
-    let mut config = ModelConfig::new(
-        arch,
-        hp.block_count,
-        hp.embedding_length,
-        hp.head_count,
-        hp.head_count_kv,
-        hp.head_dim,
-        hp.feed_forward_length,
-        hp.vocab_size,
-        hp.rope_freq_base,
-        hp.rms_norm_eps,
-        hp.tied_output,
-        hp.context_length,
-        eos,
-    );
-    config.rope_dim = hp.rope_dimension_count;
-    config.rope_style = match hp.rope_style {
-        crate::gguf::RopeStyle::Normal => npu_runtime::model::RopeStyle::Normal,
-        crate::gguf::RopeStyle::Neox => npu_runtime::model::RopeStyle::Neox,
-    };
-    config.qkv_bias = hp.qkv_bias;
-    config.eot = tok.eot.filter(|&e| e != eos);
-    if let Some(why) = config.invalid() {
-        return Err((Site::Path, format!("the model's hyperparameters are not supported by npu-runtime: {why}")));
-    }
+    let config = crate::config::model_config(&g, &tok, None).map_err(|e| (Site::Path, e))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
     let packed = pack::pack(&g, &opts).map_err(|e| {
         let site = if matches!(e, pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. })) { Site::Quant } else { Site::Path };

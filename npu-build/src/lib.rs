@@ -14,13 +14,15 @@
 //!
 //! The `#[npu_model]` path (a build script calls [`compile()`]): [`declare`] (attribute
 //! arguments, shared with the macro), [`discover`] (find declarations in the crate's sources),
-//! [`cache`] (content-hash keyed packed models), [`codegen`] (the generated Rust), [`embed`]
+//! [`config`] (the runtime's model config from metadata, shared with the CLI), [`cache`]
+//! (content-hash keyed packed models), [`codegen`] (the generated Rust), [`embed`]
 //! (blob into the binary: aligned `include_bytes!` or a linked object file).
 #![deny(missing_docs)]
 
 pub mod cache;
 pub mod codegen;
 pub mod compile;
+pub mod config;
 pub mod declare;
 pub mod dequant;
 pub mod discover;

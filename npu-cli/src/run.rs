@@ -6,6 +6,7 @@
 //! `Session` code on the CPU reference backend.
 
 use crate::CmdResult;
+use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
 use npu_build::pack::{pack, PackOptions, Packed};
 use npu_build::quant::{parse_scheme, parse_target};
@@ -13,7 +14,7 @@ use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::{Backend, CpuReference};
 use npu_runtime::format::PackedModel;
 use npu_runtime::generate::{generate, StopReason};
-use npu_runtime::model::{arena_bytes, Arch, Model, ModelConfig, RopeStyle, Session};
+use npu_runtime::model::{arena_bytes, Model, ModelConfig, Session};
 use npu_runtime::generate::{chatml, Message};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerTables, Utf8Stream};
@@ -108,56 +109,6 @@ pub struct LogitsArgs {
     output: PathBuf,
 }
 
-/// The model config from a GGUF's metadata: the same mapping the build script uses.
-pub fn model_config(g: &Gguf<'_>, ctx: Option<u32>) -> Result<ModelConfig, Box<dyn std::error::Error>> {
-    let hp = g.hparams()?;
-    let arch = Arch::from_name(&hp.architecture).ok_or_else(|| format!("unsupported architecture `{}`", hp.architecture))?;
-    let tok = g.tokenizer()?;
-    let eos = tok.eos_id.ok_or("the model declares no tokenizer.ggml.eos_token_id")?;
-    let context = ctx.unwrap_or(hp.context_length.min(4096));
-    let mut c = ModelConfig::new(
-        arch,
-        hp.block_count,
-        hp.embedding_length,
-        hp.head_count,
-        hp.head_count_kv,
-        hp.head_dim,
-        hp.feed_forward_length,
-        hp.vocab_size,
-        hp.rope_freq_base,
-        hp.rms_norm_eps,
-        hp.tied_output,
-        context,
-        eos,
-    );
-    c.rope_dim = hp.rope_dimension_count;
-    c.rope_style = match hp.rope_style {
-        npu_build::gguf::RopeStyle::Normal => RopeStyle::Normal,
-        npu_build::gguf::RopeStyle::Neox => RopeStyle::Neox,
-    };
-    c.qkv_bias = hp.qkv_bias;
-    c.eot = end_of_turn(g)?.filter(|&e| e != eos);
-    if let Some(why) = c.invalid() {
-        return Err(format!("unsupported hyperparameters: {why}").into());
-    }
-    Ok(c)
-}
-
-/// The end-of-turn token: `tokenizer.ggml.eot_token_id`, else the first of llama.cpp's
-/// known end-of-turn texts present in the vocabulary.
-fn end_of_turn(g: &Gguf<'_>) -> Result<Option<u32>, Box<dyn std::error::Error>> {
-    if let Some(id) = g.get_u32("tokenizer.ggml.eot_token_id")? {
-        return Ok(Some(id));
-    }
-    let Some(tokens) = g.get_str_array("tokenizer.ggml.tokens")? else { return Ok(None) };
-    for text in ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"] {
-        if let Some(i) = tokens.iter().position(|t| *t == text) {
-            return Ok(u32::try_from(i).ok());
-        }
-    }
-    Ok(None)
-}
-
 /// Opens and packs a model in memory; builds its tokenizer tables.
 fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig, OwnedTokenizerTables), Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
@@ -165,8 +116,10 @@ fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig, OwnedTo
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let t0 = Instant::now();
     let g = Gguf::open(&a.file)?;
-    let config = model_config(&g, ctx)?;
     let tok = OwnedTokenizerTables::from_gguf(&g)?;
+    // Without --ctx: the trained context, capped so the KV cache stays small by default.
+    let context = ctx.unwrap_or(g.hparams()?.context_length.min(4096));
+    let config = model_config(&g, &tok, Some(context))?;
     let packed = pack(&g, &PackOptions { target, scheme, threads })?;
     eprintln!(
         "npu: packed {} for {} / {} in {:.2} s ({} MB)",

@@ -1,6 +1,20 @@
 //! npu-runtime: runs a model that `npu-build` compiled at build time, from static data, with
 //! no allocator. It is also the home of the format types that the packer (build time) and the
 //! runtime share, so both sides agree by construction.
+//!
+//! Modules in dependency order:
+//!
+//! - [`format`]: what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
+//!   descriptors); [`target`]: chip profiles as const data.
+//! - [`exec`]: the reference executor of each NPU pipeline; [`backend`]: the seam every
+//!   matmul goes through (`CpuReference` now, an RKNPU2 backend next).
+//! - [`tokenizer`]: byte-level BPE and SentencePiece over static tables.
+//! - [`model`]: the model as data (`ModelConfig`, `Model`) and a `Session` over a
+//!   caller-provided arena (KV cache, activations); llama and qwen2 forward passes.
+//! - [`sampler`], [`generate`]: seeded sampling, the generation loop, ChatML turns.
+//!
+//! Without the `std` feature nothing here allocates; every failure is an [`Error`] (or the
+//! module's own error type) returned, never a panic.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 

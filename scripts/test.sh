@@ -16,6 +16,8 @@ scripts/fetch-models.sh all >/dev/null
 export NPU_REQUIRE_MODELS=1
 
 cargo build --release --workspace --all-targets
+# The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.
+cargo build --release -p npu-runtime
 cargo test --release --workspace
 scripts/check-repro.sh
 "$NPU_PYTHON" -m pytest -q tests/

@@ -87,7 +87,12 @@ pub fn rotate(rot: Rotation, v: &mut [f32]) {
             }
         }
     }
-    let b = rot.block as usize;
+    walsh_hadamard(rot.block as usize, v);
+}
+
+/// The unnormalised fast Walsh–Hadamard transform of each `b`-long block of `v` (a no-op for
+/// `b < 2`): butterflies `(x, y) → (x + y, x − y)` over strides 1, 2, 4, … in a fixed order.
+fn walsh_hadamard(b: usize, v: &mut [f32]) {
     if b < 2 {
         return;
     }
@@ -110,23 +115,7 @@ pub fn rotate(rot: Rotation, v: &mut [f32]) {
 /// Undoes [`rotate`] followed by the packer's `1/B` scaling: since `H·H = B·I`,
 /// `D · H · (H D w / B) = w`. Used by the packer's quality checks.
 pub fn unrotate_scaled(rot: Rotation, v: &mut [f32]) {
-    let b = rot.block as usize;
-    if b >= 2 {
-        for block in v.chunks_exact_mut(b) {
-            let mut h = 1;
-            while h < b {
-                for i in (0..b).step_by(2 * h) {
-                    for j in i..i + h {
-                        let x = block[j];
-                        let y = block[j + h];
-                        block[j] = x + y;
-                        block[j + h] = x - y;
-                    }
-                }
-                h *= 2;
-            }
-        }
-    }
+    walsh_hadamard(rot.block as usize, v);
     for (i, x) in v.iter_mut().enumerate() {
         if sign_negative(rot.seed, i) {
             *x = -*x;

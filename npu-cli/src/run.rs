@@ -218,13 +218,7 @@ pub fn prompt_text(prompt: &str, chat: bool, system: Option<&str>) -> Result<Str
 /// `add_special` and `parse_special`): BOS/EOS as the vocabulary's metadata asks, and
 /// special-token text such as `<|im_start|>` becomes its single id.
 pub fn tokenize_prompt(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
-    let mut ids = Vec::new();
-    tok.encode_with(text.as_bytes(), EncodeOptions { add_special: true, parse_special: true }, &mut scratch, &mut |id| {
-        ids.push(id);
-        Ok(())
-    })?;
-    Ok(ids)
+    Ok(tok.encode_vec(text.as_bytes(), EncodeOptions { add_special: true, parse_special: true })?)
 }
 
 /// `npu run`.

@@ -331,6 +331,20 @@ impl<'a> Tokenizer<'a> {
         Ok(n)
     }
 
+    /// Encodes `text` into a new vector (`std` only; the no-alloc path is [`encode_with`]).
+    ///
+    /// [`encode_with`]: Self::encode_with
+    #[cfg(feature = "std")]
+    pub fn encode_vec(&self, text: &[u8], opts: EncodeOptions) -> Result<std::vec::Vec<u32>, TokenizerError> {
+        let mut scratch = std::vec![0u32; Self::scratch_words_for(text.len())];
+        let mut ids = std::vec::Vec::new();
+        self.encode_with(text, opts, &mut scratch, &mut |id| {
+            ids.push(id);
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
     /// Encodes `text`, handing each id to `sink` in order (for outputs of unknown length).
     pub fn encode_with(
         &self,

@@ -71,32 +71,13 @@ const ALL_SLOTS: [Slot; N_SLOTS] = [
 ];
 
 /// A tensor name built on the stack (`blk.{i}.{suffix}`), so resolving names needs no
-/// allocator.
-struct NameBuf {
-    buf: [u8; 96],
-    len: usize,
-}
-
-impl core::fmt::Write for NameBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-impl NameBuf {
-    fn as_str(&self) -> &str {
-        self.buf.get(..self.len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("")
-    }
-}
+/// allocator; the longest is `blk.127.attn_output.weight` (27 bytes).
+type NameBuf = heapless::String<48>;
 
 /// Resolved descriptor indices of the whole model: per block `[slot]`, plus the globals.
 pub(crate) struct Resolved {
-    /// `[n_layers][N_SLOTS]` indices into the descriptor table (rest unused).
-    pub layers: [[TIdx; N_SLOTS]; MAX_LAYERS],
+    /// `[n_layers][N_SLOTS]` indices into the descriptor table.
+    pub layers: heapless::Vec<[TIdx; N_SLOTS], MAX_LAYERS>,
     /// `token_embd.weight`.
     pub embd: TIdx,
     /// `output_norm.weight`.
@@ -147,21 +128,23 @@ impl Resolved {
         let embd = global("token_embd.weight", TensorKind::Embedding, d, vocab)?;
         let out_norm = global("output_norm.weight", TensorKind::F32, d, 1)?;
         let output = global("output.weight", TensorKind::Matmul, d, vocab)?;
-        let mut layers = [[NONE; N_SLOTS]; MAX_LAYERS];
-        for (l, row) in layers.iter_mut().enumerate().take(c.n_layers as usize) {
-            let layer = Some(l as u32);
+        let mut layers = heapless::Vec::new();
+        for l in 0..c.n_layers {
+            let layer = Some(l);
+            let mut row = [NONE; N_SLOTS];
             for s in ALL_SLOTS {
                 let (suffix, kind, k, n) = slot_spec(c, s);
                 let bias = matches!(s, Slot::QBias | Slot::KBias | Slot::VBias);
                 if bias && !c.qkv_bias {
                     continue;
                 }
-                let mut nb = NameBuf { buf: [0; 96], len: 0 };
+                let mut nb = NameBuf::new();
                 write!(nb, "blk.{l}.{suffix}").map_err(|_| ModelError::MissingTensor { layer, name: suffix })?;
                 let i = find(tensors, nb.as_str()).ok_or(ModelError::MissingTensor { layer, name: suffix })?;
                 check_tensor(m, i, kind, k, n, layer, suffix)?;
                 row[s as usize] = i;
             }
+            layers.push(row).map_err(|_| ModelError::BadConfig("more layers than model::MAX_LAYERS"))?;
         }
         Ok(Resolved { layers, embd, out_norm, output })
     }

@@ -36,6 +36,9 @@ pub enum Error {
         /// K segment in which the overflow happened.
         k_seg: u32,
     },
+    /// The backend cannot run here (an instruction set this CPU lacks, a worker thread that
+    /// failed).
+    Backend(&'static str),
     /// A token or row index is outside the tensor.
     RowOutOfRange {
         /// Row asked for.
@@ -71,6 +74,7 @@ impl fmt::Display for Error {
             Error::AccumulatorOverflow { k_seg } => {
                 write!(f, "integer accumulator overflow in K segment {k_seg}")
             }
+            Error::Backend(why) => write!(f, "backend: {why}"),
             Error::RowOutOfRange { row, rows } => write!(f, "row {row} out of range (0..{rows})"),
         }
     }

@@ -7,7 +7,8 @@
 //! - [`format`]: what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
 //!   descriptors); [`target`]: chip profiles as const data.
 //! - [`exec`]: the reference executor of each NPU pipeline; [`backend`]: the seam every
-//!   matmul goes through (`CpuReference` now, an RKNPU2 backend next).
+//!   matmul goes through (`CpuReference`, an RKNPU2 backend next); [`cpu`]: the fast CPU
+//!   backend (SIMD kernels, bit-exact to `exec`, optional thread pool).
 //! - [`tokenizer`]: byte-level BPE and SentencePiece over static tables.
 //! - [`model`]: the model as data (`ModelConfig`, `Model`) and a `Session` over a
 //!   caller-provided arena (KV cache, activations); llama and qwen2 forward passes.
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod cpu;
 pub mod error;
 pub mod exec;
 pub mod format;

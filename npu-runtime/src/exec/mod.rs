@@ -10,7 +10,8 @@
 //!    - int8 / int4: symmetric absmax over the (row, segment): `s_a = absmax / qmax`,
 //!      `q = clamp(round_half_away(x / s_a), ±qmax)` ([`quant`]);
 //! 4. per output channel, the dot product over the segment read from the shard in its native
-//!    layout: fp16 products summed in f32 in ascending k; int8 summed in i32; int4 summed in
+//!    layout: fp16 products summed in f32 in the blocked order of [`F16_LANES`] (below); int8
+//!    summed in i32; int4 summed in
 //!    **i16**, each step checked, an overflow is reported as
 //!    [`Error::AccumulatorOverflow`] (the packer's segmenting makes it impossible: with both
 //!    operands in [-7, 7] no prefix sum exceeds 49·640 = 31 360);
@@ -18,9 +19,15 @@
 //!    partials taken as they are, and summed into `y[m][n]` in ascending segment order
 //!    starting from 0.0: a fixed order, so the result is bit-exact and reproducible.
 //!
-//! Integer results are bit-exact by construction (integer sums are order-free); the fp16
-//! pipeline's ascending-k f32 order is this reference's definition, and a backend that sums in
-//! another order is compared within the f32 summation bound instead.
+//! Integer results are bit-exact by construction (integer sums are order-free). The fp16
+//! pipeline's f32 summation order is this reference's definition: **16 lanes**, lane `j`
+//! accumulates `acc_j = acc_j + a_k · w_k` (separate multiply and add, no fusion) for the
+//! segment-relative `k ≡ j (mod 16)` in ascending k, then the lanes are folded in halves,
+//! `l_j + l_{j+8}`, then `+ l_{j+4}`, `+ l_{j+2}`, `+ l_{j+1}` ([`f16_fold`]). An NPU MAC
+//! array does not sum in ascending k either; this order is the one a 256-bit, 512-bit or
+//! 4×128-bit SIMD unit computes naturally, so the fast CPU kernels ([`crate::cpu`]) match the
+//! reference bit for bit. A backend that sums in another order (librknnrt) is compared
+//! within the f32 summation bound instead.
 //!
 //! No allocation: the caller passes `scratch` of at least [`scratch_len`] f32s (the padded
 //! activation row; quantized codes are kept in it as exact small integers).
@@ -123,14 +130,32 @@ fn runs(desc: &TensorDesc<'_>, kl: usize, nl: usize, n_len: usize) -> impl Itera
     (0..kl).step_by(run).map(move |k| (k, layout.byte_offset(k, nl, kl, n_len), run))
 }
 
+/// Lanes of the fp16 pipeline's f32 summation order (see the module docs).
+pub const F16_LANES: usize = 16;
+
+/// Folds the [`F16_LANES`] partial sums into one, in halves: `l_j + l_{j+8}`, then
+/// `+ l_{j+4}`, `+ l_{j+2}`, `+ l_{j+1}` (the lower lane is always the left operand).
+#[inline]
+pub fn f16_fold(mut l: [f32; F16_LANES]) -> f32 {
+    let mut h = F16_LANES / 2;
+    while h > 0 {
+        for j in 0..h {
+            l[j] += l[j + h];
+        }
+        h /= 2;
+    }
+    l[0]
+}
+
 fn dot_f16(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> f32 {
-    let mut acc = 0.0f32;
+    let mut lanes = [0.0f32; F16_LANES];
     for (k, off, run) in runs(desc, a.len(), nl, n_len) {
         for (j, w) in bytes[off..off + 2 * run].chunks_exact(2).enumerate() {
-            acc += a[k + j] * half::f16::from_le_bytes([w[0], w[1]]).to_f32();
+            let kk = k + j;
+            lanes[kk % F16_LANES] += a[kk] * half::f16::from_le_bytes([w[0], w[1]]).to_f32();
         }
     }
-    acc
+    f16_fold(lanes)
 }
 
 fn dot_i8(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> Option<i32> {

@@ -241,7 +241,10 @@ pub struct ArenaPlan {
     pub f32_elems: usize,
     /// u32 elements: token history `[context]` + sampler candidates `[vocab]`.
     pub u32_elems: usize,
-    /// f32 scratch row of the matmul executor, `round_up(max K, 64)`.
+    /// f32 matmul scratch: `(MAX_BATCH + 1) · round_up(max K, 64)`, enough for the reference
+    /// executor (one padded row) and for [`crate::cpu::CpuFast`] to prepare a whole batch of
+    /// rows at once (int: a work row plus codes, scales and sums per row, under 6 rows' worth;
+    /// fp16: one f32 row per row), so prefill reads each weight once per batch.
     pub scratch: usize,
 }
 
@@ -255,7 +258,7 @@ impl ArenaPlan {
         let ff = c.ff as usize;
         let ctx = context_len as usize;
         let max_k = max(max(d, q), ff);
-        let scratch = max_k.div_ceil(SCRATCH_K_ALIGN) * SCRATCH_K_ALIGN;
+        let scratch = (b + 1) * (max_k.div_ceil(SCRATCH_K_ALIGN) * SCRATCH_K_ALIGN);
         // x, y: [b][d]; xb: [b][max(d, q)]; q: [b][q]; k, v: [b][kv]; hb, hb2: [b][ff];
         // rope: [b][rope_dim] (cos, sin pairs); att: [ctx]; logits: [vocab]; scratch.
         let f32_elems = b * d * 2
@@ -341,7 +344,7 @@ mod tests {
         const C: ModelConfig = ModelConfig::new(Arch::Llama, 30, 576, 9, 3, 64, 1536, 49152, 1e5, 1e-5, true, 2048, 2);
         const N: usize = arena_bytes(&C, 2048);
         let kv = 2 * 30 * 2048 * 192 * 2;
-        let f = 16 * 576 * 2 + 16 * 576 + 16 * 576 + 16 * 192 * 2 + 16 * 1536 * 2 + 16 * 64 + 2048 + 49152 + 1536;
+        let f = 16 * 576 * 2 + 16 * 576 + 16 * 576 + 16 * 192 * 2 + 16 * 1536 * 2 + 16 * 64 + 2048 + 49152 + 17 * 1536;
         assert_eq!(N, 3 + kv + 4 * f + 4 * (2048 + 49152));
         assert_eq!(C.invalid(), None);
         let mut bad = C;

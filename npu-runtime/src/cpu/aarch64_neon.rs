@@ -1,0 +1,141 @@
+//! aarch64 Advanced SIMD kernels (the RK3588's Cortex-A76/A55), four output channels per call.
+//!
+//! - int8: `smull`/`smull2` (i8·i8 → i16 is exact: |128·127| < 2^15) and `sadalp` into i32.
+//! - int4: nibbles sign-extended with shifts (`shl #4` then `sshr #4` for even k, `sshr #4`
+//!   for odd k, matching the [even | odd] activation order), `smull` + `smlal` (≤ 2·56) and
+//!   `sadalp` into i32.
+//! - fp16: `fcvtl`/`fcvtl2` (base Advanced SIMD, exact; issued through `asm!` because Rust's
+//!   f16 vector types are not stable) into four 4-lane accumulators = the reference's 16
+//!   lanes, separate `fmul` and `fadd`, folded as [`crate::exec::f16_fold`].
+//!
+//! The dot-product extension (`sdot`) would halve the integer work; its intrinsics are not
+//! stable Rust yet, and decode is bound by memory bandwidth on the A76 anyway.
+//!
+//! Safety: as for the other kernel files: in-bounds walks, checked by the driver.
+
+use super::Walk;
+use core::arch::aarch64::*;
+
+/// `Σ a·w` of four int8 channels.
+///
+/// # Safety
+/// The CPU runs the enabled features; every walk is in bounds (module docs).
+#[target_feature(enable = "neon")]
+pub unsafe fn i8x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4] {
+    let wp = w.as_ptr() as *const i8;
+    let ap = a.as_ptr();
+    let mut acc = [vdupq_n_s32(0); 4];
+    for r in 0..walk.n_runs {
+        let off = r * walk.stride;
+        let k0 = r * walk.run;
+        let mut j = 0;
+        while j < walk.run {
+            let a0 = vld1q_s8(ap.add(k0 + j));
+            let a1 = vld1q_s8(ap.add(k0 + j + 16));
+            for c in 0..4 {
+                let p = wp.add(base[c] + off + j);
+                let w0 = vld1q_s8(p);
+                let w1 = vld1q_s8(p.add(16));
+                acc[c] = vpadalq_s16(acc[c], vmull_s8(vget_low_s8(a0), vget_low_s8(w0)));
+                acc[c] = vpadalq_s16(acc[c], vmull_high_s8(a0, w0));
+                acc[c] = vpadalq_s16(acc[c], vmull_s8(vget_low_s8(a1), vget_low_s8(w1)));
+                acc[c] = vpadalq_s16(acc[c], vmull_high_s8(a1, w1));
+            }
+            j += 32;
+        }
+    }
+    [vaddvq_s32(acc[0]), vaddvq_s32(acc[1]), vaddvq_s32(acc[2]), vaddvq_s32(acc[3])]
+}
+
+/// `Σ a·w` of four int4 channels (activation in [even | odd] order per 32-chunk).
+///
+/// # Safety
+/// The CPU runs the enabled features; every walk is in bounds (module docs).
+#[target_feature(enable = "neon")]
+pub unsafe fn i4x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4] {
+    let wp = w.as_ptr() as *const i8;
+    let ap = a.as_ptr();
+    let mut acc = [vdupq_n_s32(0); 4];
+    for r in 0..walk.n_runs {
+        let off = r * walk.stride;
+        let k0 = r * walk.run;
+        let mut j = 0;
+        while j < walk.run {
+            let ae = vld1q_s8(ap.add(k0 + j));
+            let ao = vld1q_s8(ap.add(k0 + j + 16));
+            for c in 0..4 {
+                let b = vld1q_s8(wp.add(base[c] + off + j / 2));
+                let lo = vshrq_n_s8::<4>(vshlq_n_s8::<4>(b));
+                let hi = vshrq_n_s8::<4>(b);
+                let s0 = vmlal_s8(vmull_s8(vget_low_s8(ae), vget_low_s8(lo)), vget_low_s8(ao), vget_low_s8(hi));
+                let s1 = vmlal_high_s8(vmull_high_s8(ae, lo), ao, hi);
+                acc[c] = vpadalq_s16(acc[c], s0);
+                acc[c] = vpadalq_s16(acc[c], s1);
+            }
+            j += 32;
+        }
+    }
+    [vaddvq_s32(acc[0]), vaddvq_s32(acc[1]), vaddvq_s32(acc[2]), vaddvq_s32(acc[3])]
+}
+
+/// Eight f16 (little-endian bytes at `p`) → two f32x4, exactly.
+#[inline(always)]
+unsafe fn cvt8(p: *const u8) -> (float32x4_t, float32x4_t) {
+    let h = vld1q_u16(p as *const u16);
+    let lo: float32x4_t;
+    let hi: float32x4_t;
+    core::arch::asm!(
+        "fcvtl {lo:v}.4s, {h:v}.4h",
+        "fcvtl2 {hi:v}.4s, {h:v}.8h",
+        h = in(vreg) h,
+        lo = out(vreg) lo,
+        hi = out(vreg) hi,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    (lo, hi)
+}
+
+#[inline(always)]
+unsafe fn fold(l: [float32x4_t; 4]) -> f32 {
+    let t0 = vaddq_f32(l[0], l[2]); // l_j + l_{j+8}, j = 0..3
+    let t1 = vaddq_f32(l[1], l[3]); // j = 4..7
+    let u = vaddq_f32(t0, t1); // + l_{j+4}
+    let v = vaddq_f32(u, vextq_f32::<2>(u, u)); // + l_{j+2}
+    vgetq_lane_f32::<0>(v) + vgetq_lane_f32::<1>(v) // + l_{j+1}
+}
+
+/// Four fp16 channels in the reference's 16-lane order.
+///
+/// # Safety
+/// The CPU runs the enabled features; every walk is in bounds (module docs).
+#[target_feature(enable = "neon")]
+pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4] {
+    let wp = w.as_ptr();
+    let ap = a.as_ptr();
+    let z = vdupq_n_f32(0.0);
+    let mut acc = [[z; 4]; 4];
+    for r in 0..walk.n_runs {
+        let off = r * walk.stride;
+        let k0 = r * walk.run;
+        let mut j = 0;
+        while j < walk.run {
+            let av = [
+                vld1q_f32(ap.add(k0 + j)),
+                vld1q_f32(ap.add(k0 + j + 4)),
+                vld1q_f32(ap.add(k0 + j + 8)),
+                vld1q_f32(ap.add(k0 + j + 12)),
+            ];
+            for c in 0..4 {
+                let p = wp.add(base[c] + off + 2 * j);
+                let (w0, w1) = cvt8(p);
+                let (w2, w3) = cvt8(p.add(16));
+                let wv = [w0, w1, w2, w3];
+                for q in 0..4 {
+                    acc[c][q] = vaddq_f32(acc[c][q], vmulq_f32(av[q], wv[q]));
+                }
+            }
+            j += 16;
+        }
+    }
+    [fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3])]
+}

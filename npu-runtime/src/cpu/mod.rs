@@ -1,0 +1,608 @@
+//! The fast CPU backend, [`CpuFast`]: SIMD kernels over the packed blob in its native layout,
+//! bit-exact to the reference executors ([`crate::exec`]), optionally multithreaded.
+//!
+//! **What it computes.** Exactly [`crate::exec::matmul`]: the same activation preparation
+//! (the reference's own rotate / round / quantize functions, row by row), integer dot
+//! products that are exact in any order (so they are vectorized freely along K), the fp16
+//! pipeline in the reference's 16-lane f32 order (`exec` module docs: the order is defined so
+//! that 256-bit, 512-bit and 4×128-bit units compute it natively), `(acc · s_a) · s_w`
+//! partials summed over K segments in ascending order. int4 keeps the reference's i16
+//! semantics: a segment short enough that no prefix can leave i16 (`56·K_seg ≤ 32 767`, or
+//! `49·K_seg` when the channel holds no −8 code) runs the SIMD kernel, anything else the
+//! reference's checked scalar loop, so results and overflow errors are identical.
+//!
+//! **No unpacking, no cache, no allocation per call.** Kernels walk each output channel's
+//! weights where the packer put them: a channel of a shard is `n_runs` contiguous runs of
+//! `k_run` elements (`Layout::k_run`: the K tile of RKNPU layouts, the whole segment in
+//! row-major), a fixed stride apart ([`Walk`]). Prepared activations (i8 codes, per-segment
+//! scales and code sums, or f16-rounded f32) go into the caller's scratch
+//! ([`crate::backend::Backend::scratch_len`]); with more scratch than one row needs, rows are
+//! prepared in blocks and every weight block is read once per block of rows (prefill).
+//!
+//! **ISA dispatch.** [`Isa::detect`] picks, at run time, the best kernel set this CPU runs:
+//! AVX2+F16C on x86/x86-64 (`is_x86_feature_detected!` with `std`; without `std`, CPUID and
+//! XGETBV, so the OS saving of YMM state is checked too), NEON on aarch64 (always present
+//! there), else the portable kernels. Any [`Isa`] the CPU supports can be forced
+//! ([`CpuFast::with_isa`]) — the tests run every one against the reference. Layouts whose K
+//! runs are not whole SIMD chunks (none of the shipped targets) go to the reference executor.
+//!
+//! **Threads** (`std` only): [`CpuFast::with_threads`] starts a persistent pool once. A matmul
+//! splits N the way the NPU splits it across cores, in whole N tiles (`Geometry::n_align`),
+//! balanced like [`crate::format::Geometry::core_range`]; every output value is computed by
+//! exactly one thread with the same operations, so the result does not depend on the thread
+//! count (tested). Without `std` the backend is single-threaded.
+//!
+//! Files: `portable.rs` (every target; also the checked fallbacks), `x86_avx2.rs`,
+//! `aarch64_neon.rs`, `pool.rs`.
+
+mod portable;
+#[cfg(feature = "std")]
+mod pool;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+mod x86_avx2;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon;
+
+use crate::backend::{Backend, PackedWeight};
+use crate::error::Error;
+use crate::exec::{self, quant, rotate};
+use crate::format::{Layout, Pipeline, TensorDesc, TensorKind};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Elements per SIMD chunk of the integer kernels (and the unit of the int4 activation order).
+pub const ACT_CHUNK: usize = 32;
+/// Elements per chunk of the fp16 kernels (the reference's lane count).
+pub const F16_CHUNK: usize = exec::F16_LANES;
+
+/// Where one output channel's weights lie in a shard: `n_runs` runs of `run` contiguous
+/// elements covering the segment's K in ascending order, run `r` starting `r · stride` bytes
+/// after the channel's first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walk {
+    /// Elements per run.
+    pub run: usize,
+    /// Runs per channel.
+    pub n_runs: usize,
+    /// Bytes from one run's start to the next.
+    pub stride: usize,
+}
+
+/// A kernel set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust, every CPU.
+    Portable,
+    /// x86 / x86-64 with AVX2 and F16C.
+    Avx2,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// Every kernel set, best last.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Neon];
+
+    /// Short name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Whether this CPU (and OS) runs it.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            Isa::Avx2 => x86_avx2_available(),
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+        }
+    }
+
+    /// The best kernel set available here.
+    pub fn detect() -> Isa {
+        [Isa::Avx2, Isa::Neon].into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
+    }
+}
+
+#[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), feature = "std"))]
+fn x86_avx2_available() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
+}
+
+/// Without std: CPUID leaf 1 (OSXSAVE, AVX, F16C) and leaf 7 (AVX2), and XCR0 bits 1–2 (the OS
+/// saves XMM and YMM state). Only on targets with hardware floating point (soft-float
+/// kernels such as `x86_64-unknown-none` must not touch vector registers).
+#[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), not(feature = "std")))]
+fn x86_avx2_available() -> bool {
+    #[cfg(target_feature = "sse2")]
+    {
+        #[cfg(target_arch = "x86")]
+        use core::arch::x86::{__cpuid, __cpuid_count, _xgetbv};
+        #[cfg(target_arch = "x86_64")]
+        use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+        // SAFETY: CPUID exists on every x86-64 CPU (and every x86 with SSE2); XGETBV is only
+        // executed after CPUID says the OS enabled it (OSXSAVE).
+        unsafe {
+            if __cpuid(0).eax < 7 {
+                return false;
+            }
+            let l1 = __cpuid(1);
+            let (osxsave, avx, f16c) = (l1.ecx >> 27 & 1 == 1, l1.ecx >> 28 & 1 == 1, l1.ecx >> 29 & 1 == 1);
+            if !(osxsave && avx && f16c) {
+                return false;
+            }
+            let xcr0 = xgetbv0();
+            let avx2 = __cpuid_count(7, 0).ebx >> 5 & 1 == 1;
+            return avx2 && xcr0 & 0b110 == 0b110;
+
+            #[target_feature(enable = "xsave")]
+            unsafe fn xgetbv0() -> u64 {
+                _xgetbv(0)
+            }
+        }
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+fn x86_avx2_available() -> bool {
+    false
+}
+
+/// The fast CPU backend (see the module docs).
+pub struct CpuFast {
+    isa: Isa,
+    #[cfg(feature = "std")]
+    pool: Option<pool::Pool>,
+}
+
+impl core::fmt::Debug for CpuFast {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CpuFast").field("isa", &self.isa).field("threads", &self.threads()).finish()
+    }
+}
+
+impl Default for CpuFast {
+    fn default() -> Self {
+        CpuFast::new()
+    }
+}
+
+impl CpuFast {
+    /// Single-threaded, with the best kernels this CPU runs ([`Isa::detect`]).
+    pub fn new() -> CpuFast {
+        CpuFast {
+            isa: Isa::detect(),
+            #[cfg(feature = "std")]
+            pool: None,
+        }
+    }
+
+    /// Single-threaded with the given kernel set; an error if this CPU cannot run it.
+    pub fn with_isa(isa: Isa) -> Result<CpuFast, Error> {
+        if !isa.available() {
+            return Err(Error::Backend("instruction set not available on this CPU"));
+        }
+        let mut b = CpuFast::new();
+        b.isa = isa;
+        Ok(b)
+    }
+
+    /// The same backend running on `threads` threads in all (the caller's included), from a
+    /// pool started now and kept for the backend's life. `threads ≤ 1` means no pool.
+    #[cfg(feature = "std")]
+    pub fn with_threads(mut self, threads: usize) -> std::io::Result<CpuFast> {
+        self.pool = if threads > 1 { Some(pool::Pool::new(threads)?) } else { None };
+        Ok(self)
+    }
+
+    /// The kernel set in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Threads a matmul may use.
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(p) = &self.pool {
+            return p.threads();
+        }
+        1
+    }
+
+    /// Runs `job(t, threads)` on every thread (or once, single-threaded).
+    fn run(&self, parallel: bool, job: &(dyn Fn(usize, usize) + Sync)) -> Result<(), Error> {
+        #[cfg(feature = "std")]
+        if let (true, Some(p)) = (parallel, &self.pool) {
+            return if p.run(job) { Ok(()) } else { Err(Error::Backend("a matmul worker thread panicked")) };
+        }
+        let _ = parallel;
+        job(0, 1);
+        Ok(())
+    }
+}
+
+/// f32 scratch elements one prepared activation row of `desc` takes, and the fixed part.
+fn scratch_parts(desc: &TensorDesc<'_>) -> (usize, usize) {
+    let g = desc.geom;
+    let kp = g.k_pad as usize;
+    match desc.pipeline {
+        Some(Pipeline::F16F16F32) => (kp, 0),
+        // codes (k_pad bytes) + per segment: scale, code sum; plus one f32 work row.
+        _ => (kp.div_ceil(4) + 2 * g.k_segs as usize, kp),
+    }
+}
+
+/// f32 scratch elements [`CpuFast`] needs to prepare `rows` activation rows at once for
+/// `desc` (it works with any amount ≥ one row; more lets prefill read weights fewer times).
+pub fn scratch_len_rows(desc: &TensorDesc<'_>, rows: usize) -> usize {
+    let (per, fixed) = scratch_parts(desc);
+    // The reference fallback needs one padded row; never ask for less.
+    (fixed + per * rows.max(1)).max(exec::scratch_len(desc))
+}
+
+/// Whether the layout's K runs are whole SIMD chunks for every segment (true for every
+/// shipped target); otherwise the reference executor runs the tensor.
+fn simd_friendly(desc: &TensorDesc<'_>, p: Pipeline) -> bool {
+    let g = desc.geom;
+    let chunk = if p == Pipeline::F16F16F32 { F16_CHUNK } else { ACT_CHUNK };
+    let layout_ok = match desc.layout {
+        Layout::Tiled { k_tile, .. } => (k_tile as usize).is_multiple_of(chunk),
+        Layout::RowMajor { .. } => true,
+    };
+    layout_ok && (g.k_align as usize).is_multiple_of(chunk) && (g.k_seg_len as usize).is_multiple_of(chunk)
+}
+
+/// Views f32 scratch as bytes for i8 codes.
+fn as_i8(v: &mut [f32]) -> &mut [i8] {
+    // SAFETY: i8 has alignment 1 and every bit pattern is a valid i8 and a valid f32; the
+    // length covers exactly the same bytes; the borrow is carried over.
+    unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut i8, v.len() * 4) }
+}
+
+/// The activation side of one block of rows, prepared.
+struct Prepared<'p> {
+    /// fp16: `[rows][k_pad]` rounded values.
+    f: &'p [f32],
+    /// int: `[rows][row_bytes]` codes (int4: in [`portable::i4_perm`] order per chunk).
+    q: &'p [i8],
+    /// Bytes per row of `q`.
+    row_bytes: usize,
+    /// int: `[rows][k_segs]` activation scales.
+    s_a: &'p [f32],
+    /// int: `[rows][k_segs]` sums of the codes (exact integers).
+    sums: &'p [f32],
+}
+
+/// A raw output pointer shared by the threads of one matmul; each writes disjoint elements.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: threads write disjoint indices (each output channel belongs to one thread), and
+// the matmul does not return before they are done.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    #[inline]
+    fn set(&self, i: usize, v: f32) {
+        if i < self.len {
+            // SAFETY: in bounds; disjoint per thread (see the type's docs).
+            unsafe { self.ptr.add(i).write(v) }
+        }
+    }
+}
+
+/// Most activation rows prepared and run against one weight block at once.
+pub const MAX_BLOCK_ROWS: usize = 16;
+
+/// Everything a thread needs for one block of rows.
+struct Block<'a> {
+    isa: Isa,
+    desc: &'a TensorDesc<'a>,
+    blob: &'a [u8],
+    p: Pipeline,
+    prep: Prepared<'a>,
+    /// Rows in this block (≤ [`MAX_BLOCK_ROWS`]), and the first row's index in the matmul.
+    rows: usize,
+    row0: usize,
+    y: Out,
+    /// Smallest `row · k_segs + seg` that overflowed, `usize::MAX` if none.
+    err: &'a AtomicUsize,
+    /// A walk left its shard (cannot happen after `TensorDesc::check`; kept as an error).
+    bad: &'a AtomicBool,
+}
+
+impl Block<'_> {
+    /// Output channels of thread `t` of `threads`: whole N tiles, balanced as the NPU's core
+    /// split, clipped to the logical N.
+    fn channels(&self, t: usize, threads: usize) -> (usize, usize) {
+        let g = self.desc.geom;
+        let tiles = (g.n_pad / g.n_align) as usize;
+        let base = tiles / threads;
+        let rem = tiles % threads;
+        let start = t * base + t.min(rem);
+        let len = base + usize::from(t < rem);
+        let a = (start * g.n_align as usize).min(g.n as usize);
+        let b = ((start + len) * g.n_align as usize).min(g.n as usize);
+        (a, b)
+    }
+
+    fn run(&self, t: usize, threads: usize) {
+        let (c0, c1) = self.channels(t, threads);
+        let g = self.desc.geom;
+        let busy = (0..g.cores).filter(|&c| g.core_range(c).1 > 0).count();
+        for core in 0..busy {
+            let (n0, nl) = g.core_range(core as u32);
+            let (a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
+            let mut c = a;
+            while c < b {
+                let cnt = (b - c).min(4);
+                self.group(core, busy, n0 as usize, c, cnt);
+                c += cnt;
+            }
+        }
+    }
+
+    /// Channels `c..c+cnt` (cnt ≤ 4, all in core `core`'s shards) for every row of the block:
+    /// segments outer (one weight walk per segment), rows inner; each output still sums its
+    /// segment partials in ascending order.
+    fn group(&self, core: usize, busy: usize, n0: usize, c: usize, cnt: usize) {
+        let g = self.desc.geom;
+        let n = g.n as usize;
+        let segs = g.k_segs as usize;
+        let mut vals = [[0f32; 4]; MAX_BLOCK_ROWS];
+        let rows = self.rows.min(MAX_BLOCK_ROWS);
+        for seg in 0..segs {
+            let sh = self.desc.shards.get(seg * busy + core);
+            let Some((sh, bytes)) = sh.and_then(|sh| Some((sh, self.desc.shard_bytes(self.blob, sh).ok()?))) else {
+                self.bad.store(true, Ordering::Relaxed);
+                return;
+            };
+            let (kl, n_len) = (sh.k_len as usize, sh.n_len as usize);
+            let k0 = sh.k0 as usize;
+            let layout = self.desc.layout;
+            let run = layout.k_run(kl).max(1);
+            let n_runs = kl / run;
+            let mut base = [0usize; 4];
+            for (i, bs) in base.iter_mut().enumerate() {
+                *bs = layout.byte_offset(0, c + i.min(cnt - 1) - n0, kl, n_len);
+            }
+            let stride = if n_runs > 1 { layout.byte_offset(run, c - n0, kl, n_len) - base[0] } else { 0 };
+            let walk = Walk { run, n_runs, stride };
+            let last = (n_runs.max(1) - 1) * stride + run * layout.elem().bits() / 8;
+            if n_runs * run != kl || base.iter().any(|&b| b + last > bytes.len()) {
+                self.bad.store(true, Ordering::Relaxed);
+                return;
+            }
+            match self.p {
+                Pipeline::F16F16F32 => {
+                    let kp = g.k_pad as usize;
+                    for (r, v) in vals.iter_mut().enumerate().take(rows) {
+                        let a = &self.prep.f[r * kp + k0..r * kp + k0 + kl];
+                        let part = f16x4(self.isa, bytes, base, walk, a);
+                        for i in 0..cnt {
+                            v[i] += part[i];
+                        }
+                    }
+                }
+                Pipeline::I8I8I32 | Pipeline::I4I4I16 => {
+                    let mut s_w = [0f32; 4];
+                    for (i, s) in s_w.iter_mut().enumerate().take(cnt) {
+                        *s = self.desc.scale(self.blob, seg as u32, (c + i) as u32);
+                    }
+                    let i4 = self.p == Pipeline::I4I4I16;
+                    // int4: whether the SIMD sum is the reference's i16 result (see i4_safe).
+                    let fast = !i4 || i4_safe(bytes, base, walk);
+                    let rb = self.prep.row_bytes;
+                    for (r, v) in vals.iter_mut().enumerate().take(rows) {
+                        let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
+                        let s_a = self.prep.s_a[r * segs + seg];
+                        let acc = if !i4 {
+                            i8x4(self.isa, bytes, base, walk, a)
+                        } else if fast {
+                            i4x4(self.isa, bytes, base, walk, a, self.prep.sums[r * segs + seg] as i32).map(Some)
+                        } else {
+                            base.map(|b| portable::i4_checked(bytes, b, walk, a).map(i32::from))
+                        };
+                        for i in 0..cnt {
+                            match acc[i] {
+                                Some(q) => v[i] += q as f32 * s_a * s_w[i],
+                                None => {
+                                    let key = (self.row0 + r) * segs + seg;
+                                    self.err.fetch_min(key, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (r, v) in vals.iter().enumerate().take(rows) {
+            for (i, &val) in v.iter().enumerate().take(cnt) {
+                self.y.set((self.row0 + r) * n + c + i, val);
+            }
+        }
+    }
+}
+
+/// Whether an int4 segment's SIMD sum equals the reference's checked i16 sum for these
+/// channels: codes are in [−7, 7] (activations) and [−8, 7] (weights), so no prefix can reach
+/// 2^15 when 56·K ≤ 32 767, or 49·K ≤ 32 767 when no weight is −8. Otherwise the reference's
+/// own checked loop runs (hand-built descriptors only; the packer caps int4 segments at 640).
+fn i4_safe(w: &[u8], base: [usize; 4], walk: Walk) -> bool {
+    let kl = walk.run * walk.n_runs;
+    56 * kl <= i16::MAX as usize
+        || (49 * kl <= i16::MAX as usize && !base.iter().any(|&b| portable::i4_has_min(w, b, walk)))
+}
+
+/// Four int8 channels; `None` where the reference reports an overflow.
+#[inline]
+fn i8x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [Option<i32>; 4] {
+    let kl = walk.run * walk.n_runs;
+    // |Σ| ≤ 127·128·K: below i32::MAX nothing can overflow, in any order.
+    if kl > (i32::MAX / (127 * 128)) as usize {
+        return base.map(|b| portable::i8_checked(w, b, walk, a));
+    }
+    let r = match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: Isa::Avx2 is only constructed when available; walks checked by the caller.
+        Isa::Avx2 => unsafe { x86_avx2::i8x4(w, base, walk, a) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is architectural on aarch64; walks checked by the caller.
+        Isa::Neon => unsafe { aarch64_neon::i8x4(w, base, walk, a) },
+        _ => base.map(|b| portable::i8_dot(w, b, walk, a)),
+    };
+    r.map(Some)
+}
+
+/// Four int4 channels, exact `Σ a·w` (the caller checked [`i4_safe`]).
+#[inline]
+fn i4x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[i8], asum: i32) -> [i32; 4] {
+    match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: as in i8x4.
+        Isa::Avx2 => unsafe { x86_avx2::i4x4(w, base, walk, a, asum) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as in i8x4.
+        Isa::Neon => unsafe { aarch64_neon::i4x4(w, base, walk, a) },
+        _ => {
+            let _ = asum;
+            base.map(|b| portable::i4_dot(w, b, walk, a))
+        }
+    }
+}
+
+#[inline]
+fn f16x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4] {
+    match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: as in i8x4.
+        Isa::Avx2 => unsafe { x86_avx2::f16x4(w, base, walk, a) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as in i8x4.
+        Isa::Neon => unsafe { aarch64_neon::f16x4(w, base, walk, a) },
+        _ => base.map(|b| portable::f16_dot(w, b, walk, a)),
+    }
+}
+
+/// Prepares rows `x` (`[rows][K]`) into `prep` as [`exec::matmul`] prepares them.
+fn prepare<'s>(desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: usize, scratch: &'s mut [f32]) -> Prepared<'s> {
+    let g = desc.geom;
+    let (k, kp, segs) = (g.k as usize, g.k_pad as usize, g.k_segs as usize);
+    if p == Pipeline::F16F16F32 {
+        let f = &mut scratch[..rows * kp];
+        for (row, buf) in f.chunks_exact_mut(kp).enumerate() {
+            buf[..k].copy_from_slice(&x[row * k..(row + 1) * k]);
+            buf[k..].fill(0.0);
+            if let Some(rot) = desc.rotation {
+                rotate::rotate(rot, buf);
+            }
+            buf.iter_mut().for_each(|v| *v = quant::to_f16_and_back(*v));
+        }
+        return Prepared { f, q: &[], row_bytes: 0, s_a: &[], sums: &[] };
+    }
+    let qmax = p.qmax();
+    let cpr = kp.div_ceil(4);
+    let (qf, rest) = scratch.split_at_mut(rows * cpr);
+    let (s_a, rest) = rest.split_at_mut(rows * segs);
+    let (sums, rest) = rest.split_at_mut(rows * segs);
+    let work = &mut rest[..kp];
+    let q = as_i8(qf);
+    let row_bytes = cpr * 4;
+    for row in 0..rows {
+        work[..k].copy_from_slice(&x[row * k..(row + 1) * k]);
+        work[k..].fill(0.0);
+        if let Some(rot) = desc.rotation {
+            rotate::rotate(rot, work);
+        }
+        let qrow = &mut q[row * row_bytes..row * row_bytes + kp];
+        for seg in 0..segs {
+            let (k0, kl) = g.seg_range(seg as u32);
+            let (k0, kl) = (k0 as usize, kl as usize);
+            let a = &work[k0..k0 + kl];
+            let s = quant::scale_for(quant::absmax(a), qmax);
+            let mut sum = 0i32;
+            let dst = &mut qrow[k0..k0 + kl];
+            for (i, &v) in a.iter().enumerate() {
+                let c = quant::quantize(v, s, qmax);
+                sum += c;
+                let at = if p == Pipeline::I4I4I16 { portable::i4_perm(i) } else { i };
+                dst[at] = c as i8;
+            }
+            s_a[row * segs + seg] = s;
+            sums[row * segs + seg] = sum as f32;
+        }
+    }
+    Prepared { f: &[], q, row_bytes, s_a, sums }
+}
+
+/// Below this many multiply-adds a matmul stays on the calling thread (waking workers costs
+/// more than it saves).
+const PARALLEL_MIN_MACS: usize = 1 << 16;
+
+impl Backend for CpuFast {
+    fn name(&self) -> &'static str {
+        match self.isa {
+            Isa::Portable => "cpu-portable",
+            Isa::Avx2 => "cpu-avx2",
+            Isa::Neon => "cpu-neon",
+        }
+    }
+
+    fn scratch_len(&self, w: &PackedWeight<'_>) -> usize {
+        scratch_len_rows(w.desc(), 1)
+    }
+
+    fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+        let desc = w.desc();
+        let blob = w.blob();
+        let p = match (desc.kind, desc.pipeline) {
+            (TensorKind::Matmul, Some(p)) => p,
+            _ => return Err(Error::WrongKind),
+        };
+        if !simd_friendly(desc, p) {
+            return exec::matmul(desc, blob, x, m, y, scratch);
+        }
+        let g = desc.geom;
+        let (k, n) = (g.k as usize, g.n as usize);
+        if x.len() != m * k {
+            return Err(Error::Length { what: "x", need: m * k, got: x.len() });
+        }
+        if y.len() != m * n {
+            return Err(Error::Length { what: "y", need: m * n, got: y.len() });
+        }
+        let need = scratch_len_rows(desc, 1);
+        if scratch.len() < need {
+            return Err(Error::Length { what: "scratch", need, got: scratch.len() });
+        }
+        let (per, fixed) = scratch_parts(desc);
+        let block_rows = ((scratch.len() - fixed) / per.max(1)).clamp(1, m.clamp(1, MAX_BLOCK_ROWS));
+        let err = AtomicUsize::new(usize::MAX);
+        let bad = AtomicBool::new(false);
+        let y = Out { ptr: y.as_mut_ptr(), len: y.len() };
+        let mut row0 = 0;
+        while row0 < m {
+            let rows = block_rows.min(m - row0);
+            let prep = prepare(desc, p, &x[row0 * k..(row0 + rows) * k], rows, scratch);
+            let blk = Block { isa: self.isa, desc, blob, p, prep, rows, row0, y, err: &err, bad: &bad };
+            let parallel = rows * n * g.k_pad as usize >= PARALLEL_MIN_MACS;
+            self.run(parallel, &|t, threads| blk.run(t, threads))?;
+            if bad.load(Ordering::Relaxed) {
+                return Err(Error::BadDescriptor("weight walk outside its shard"));
+            }
+            // The reference stops at the first overflow in (row, segment) order.
+            let e = err.load(Ordering::Relaxed);
+            if e != usize::MAX {
+                return Err(Error::AccumulatorOverflow { k_seg: (e % g.k_segs as usize) as u32 });
+            }
+            row0 += rows;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Portable kernels: plain Rust, every target. They define nothing new: each computes what
+//! the reference executor computes (integer sums exactly; fp16 in the reference's 16-lane
+//! order), and the SIMD files must agree with them bit for bit.
+
+use super::{Walk, ACT_CHUNK};
+use crate::exec::{f16_fold, F16_LANES};
+
+/// Byte `i` of `w` (the driver checked every walk against the shard's length).
+#[inline(always)]
+fn b(w: &[u8], i: usize) -> u8 {
+    // In range by the driver's check; a wrong index would be a bug, and returning 0 keeps
+    // the no-panic promise while tests (which compare with the reference) would catch it.
+    w.get(i).copied().unwrap_or(0)
+}
+
+/// `Σ a_k · w_k` of one int8 channel (exact; the caller ensured no i32 overflow).
+pub fn i8_dot(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> i32 {
+    let mut acc = 0i32;
+    for r in 0..walk.n_runs {
+        let off = base + r * walk.stride;
+        let (Some(ws), Some(ar)) = (w.get(off..off + walk.run), a.get(r * walk.run..(r + 1) * walk.run)) else {
+            return 0;
+        };
+        acc = acc.wrapping_add(ws.iter().zip(ar).map(|(&x, &y)| x as i8 as i32 * y as i32).fold(0i32, i32::wrapping_add));
+    }
+    acc
+}
+
+/// Index of element `k` in the int4 activation order: per 32-element chunk the 16 even k
+/// first, then the 16 odd k (what a nibble split of 16 packed bytes yields).
+#[inline(always)]
+pub fn i4_perm(k: usize) -> usize {
+    let (c, j) = (k / ACT_CHUNK, k % ACT_CHUNK);
+    c * ACT_CHUNK + (j % 2) * (ACT_CHUNK / 2) + j / 2
+}
+
+/// `Σ a_k · w_k` of one int4 channel, activations in [`i4_perm`] order (exact in i32).
+pub fn i4_dot(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> i32 {
+    let mut acc = 0i32;
+    let half = ACT_CHUNK / 2;
+    for r in 0..walk.n_runs {
+        let off = base + r * walk.stride;
+        let k0 = r * walk.run;
+        for c in 0..walk.run / ACT_CHUNK {
+            let ws = off + c * half;
+            let at = k0 + c * ACT_CHUNK;
+            let Some(ac) = a.get(at..at + ACT_CHUNK) else { return 0 };
+            let mut s = 0i32;
+            for j in 0..half {
+                let (lo, hi) = crate::exec::nibbles(b(w, ws + j));
+                s += lo as i32 * ac[j] as i32 + hi as i32 * ac[half + j] as i32;
+            }
+            acc = acc.wrapping_add(s);
+        }
+    }
+    acc
+}
+
+/// The reference's int8 dot with its checked i32 adds in ascending k: `None` exactly when
+/// [`crate::exec::matmul`] reports an overflow.
+pub fn i8_checked(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<i32> {
+    let mut acc = 0i32;
+    for r in 0..walk.n_runs {
+        let off = base + r * walk.stride;
+        for j in 0..walk.run {
+            let av = *a.get(r * walk.run + j)? as i32;
+            acc = acc.checked_add(av * b(w, off + j) as i8 as i32)?;
+        }
+    }
+    Some(acc)
+}
+
+/// The reference's int4 dot with its checked i16 adds (low nibble, then high, ascending k),
+/// activations in [`i4_perm`] order.
+pub fn i4_checked(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<i16> {
+    let mut acc = 0i16;
+    for r in 0..walk.n_runs {
+        let off = base + r * walk.stride;
+        let k0 = r * walk.run;
+        for j in 0..walk.run / 2 {
+            let (lo, hi) = crate::exec::nibbles(b(w, off + j));
+            let k = k0 + 2 * j;
+            acc = acc.checked_add(*a.get(i4_perm(k))? as i16 * lo as i16)?;
+            acc = acc.checked_add(*a.get(i4_perm(k + 1))? as i16 * hi as i16)?;
+        }
+    }
+    Some(acc)
+}
+
+/// True when a channel of int4 weights holds the code −8 (never written by the packer, whose
+/// grid is [−7, 7], but a blob is input): only then can a 586..668-long segment overflow i16.
+pub fn i4_has_min(w: &[u8], base: usize, walk: Walk) -> bool {
+    (0..walk.n_runs).any(|r| {
+        let off = base + r * walk.stride;
+        w.get(off..off + walk.run / 2).is_none_or(|s| s.iter().any(|&x| x & 0x0f == 8 || x >> 4 == 8))
+    })
+}
+
+/// One fp16 channel in the reference's 16-lane order.
+pub fn f16_dot(w: &[u8], base: usize, walk: Walk, a: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; F16_LANES];
+    for r in 0..walk.n_runs {
+        let off = base + r * walk.stride;
+        let k0 = r * walk.run;
+        for j in 0..walk.run {
+            let k = k0 + j;
+            let h = half::f16::from_bits(u16::from_le_bytes([b(w, off + 2 * j), b(w, off + 2 * j + 1)]));
+            lanes[k % F16_LANES] += a.get(k).copied().unwrap_or(0.0) * h.to_f32();
+        }
+    }
+    f16_fold(lanes)
+}

@@ -73,3 +73,52 @@ pub fn write(t: &ObjTarget, symbol: &str, blob: &[u8], align: u64, w: impl Write
     });
     obj.write_stream(w).map_err(|e| format!("writing the object file: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::{Object as _, ObjectSection, ObjectSymbol};
+
+    fn target(arch: &str, abi: &str, pointer_width: u32) -> ObjTarget {
+        ObjTarget {
+            arch: arch.into(),
+            os: "none".into(),
+            env: String::new(),
+            abi: abi.into(),
+            little_endian: true,
+            pointer_width,
+            features: vec![],
+        }
+    }
+
+    /// The bare-metal firmware targets: ELF class, machine and flags a linker for
+    /// aarch64-unknown-none and thumbv7em-none-eabihf accepts, and the symbol over the blob.
+    #[test]
+    fn bare_metal_arm_objects() {
+        let blob: Vec<u8> = (0..300u32).map(|i| (i * 13) as u8).collect();
+        for (t, class, machine, flags) in [
+            // (target, ELFCLASS64 = 2 / ELFCLASS32 = 1, EM_AARCH64 = 183 / EM_ARM = 40, e_flags)
+            (target("aarch64", "", 64), 2u8, 183u16, 0u32),
+            (target("arm", "eabihf", 32), 1, 40, 0x0500_0400),
+            (target("arm", "eabi", 32), 1, 40, 0x0500_0000),
+        ] {
+            assert!(t.object_supported(), "{}", t.arch);
+            let mut bytes = Vec::new();
+            write(&t, "npu_model_fw", &blob, 64, &mut bytes).unwrap();
+            assert_eq!(&bytes[..4], b"\x7fELF");
+            assert_eq!(bytes[4], class, "{} {}", t.arch, t.abi); // EI_CLASS
+            assert_eq!(bytes[5], 1); // EI_DATA: little-endian
+            assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), machine);
+            // e_flags sits after e_entry, e_phoff and e_shoff (word-sized each).
+            let at = if class == 1 { 36 } else { 48 };
+            assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), flags, "{} {}", t.arch, t.abi);
+            let file = object::File::parse(&*bytes).unwrap();
+            let sym = file.symbols().find(|s| s.name() == Ok("npu_model_fw")).unwrap();
+            assert_eq!(sym.size(), 300);
+            let sec = file.section_by_index(sym.section_index().unwrap()).unwrap();
+            assert_eq!(sec.name(), Ok(".rodata.npu_model"));
+            assert_eq!(sec.align(), 64);
+            assert_eq!(sec.data().unwrap(), &blob[..]);
+        }
+    }
+}

@@ -27,10 +27,11 @@
 //! runs are not whole SIMD chunks (none of the shipped targets) go to the reference executor.
 //!
 //! **Threads** (`std` only): [`CpuFast::with_threads`] starts a persistent pool once. A matmul
-//! splits N the way the NPU splits it across cores, in whole N tiles (`Geometry::n_align`),
-//! balanced like [`crate::format::Geometry::core_range`]; every output value is computed by
-//! exactly one thread with the same operations, so the result does not depend on the thread
-//! count (tested). Without `std` the backend is single-threaded.
+//! splits N the way the NPU splits it across cores, in whole N tiles (`Geometry::n_align`):
+//! work items of about 64 channels that the threads claim from a shared counter (so a thread
+//! the OS did not schedule in time costs nothing on a busy machine). Every output value is
+//! computed by exactly one thread with the same operations, so the result does not depend on
+//! the thread count or on who took which item (tested). Without `std` it is single-threaded.
 //!
 //! Files: `portable.rs` (every target; also the checked fallbacks), `x86_avx2.rs`,
 //! `aarch64_neon.rs`, `pool.rs`.
@@ -213,14 +214,15 @@ impl CpuFast {
         1
     }
 
-    /// Runs `job(t, threads)` on every thread (or once, single-threaded).
-    fn run(&self, parallel: bool, job: &(dyn Fn(usize, usize) + Sync)) -> Result<(), Error> {
+    /// Runs `job` on the pool's threads (each call shares out the job's work items), or once
+    /// on this thread.
+    fn run(&self, parallel: bool, job: &(dyn Fn() + Sync)) -> Result<(), Error> {
         #[cfg(feature = "std")]
         if let (true, Some(p)) = (parallel, &self.pool) {
             return if p.run(job) { Ok(()) } else { Err(Error::Backend("a matmul worker thread panicked")) };
         }
         let _ = parallel;
-        job(0, 1);
+        job();
         Ok(())
     }
 }
@@ -316,35 +318,44 @@ struct Block<'a> {
     err: &'a AtomicUsize,
     /// A walk left its shard (cannot happen after `TensorDesc::check`; kept as an error).
     bad: &'a AtomicBool,
+    /// Next chunk to claim.
+    next: AtomicUsize,
 }
 
 impl Block<'_> {
-    /// Output channels of thread `t` of `threads`: whole N tiles, balanced as the NPU's core
-    /// split, clipped to the logical N.
-    fn channels(&self, t: usize, threads: usize) -> (usize, usize) {
-        let g = self.desc.geom;
-        let tiles = (g.n_pad / g.n_align) as usize;
-        let base = tiles / threads;
-        let rem = tiles % threads;
-        let start = t * base + t.min(rem);
-        let len = base + usize::from(t < rem);
-        let a = (start * g.n_align as usize).min(g.n as usize);
-        let b = ((start + len) * g.n_align as usize).min(g.n as usize);
-        (a, b)
+    /// Work items: runs of whole N tiles (the NPU's unit of the core split), about 64 output
+    /// channels each.
+    fn chunk_tiles(&self) -> usize {
+        64usize.div_ceil(self.desc.geom.n_align as usize).max(1)
     }
 
-    fn run(&self, t: usize, threads: usize) {
-        let (c0, c1) = self.channels(t, threads);
+    fn chunks(&self) -> usize {
         let g = self.desc.geom;
+        ((g.n_pad / g.n_align) as usize).div_ceil(self.chunk_tiles())
+    }
+
+    /// Claims chunks until none are left. Whichever thread takes a chunk computes its
+    /// channels with the same operations.
+    fn run(&self) {
+        let g = self.desc.geom;
+        let na = g.n_align as usize;
         let busy = (0..g.cores).filter(|&c| g.core_range(c).1 > 0).count();
-        for core in 0..busy {
-            let (n0, nl) = g.core_range(core as u32);
-            let (a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
-            let mut c = a;
-            while c < b {
-                let cnt = (b - c).min(4);
-                self.group(core, busy, n0 as usize, c, cnt);
-                c += cnt;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.chunks() {
+                return;
+            }
+            let c0 = (i * self.chunk_tiles() * na).min(g.n as usize);
+            let c1 = ((i + 1) * self.chunk_tiles() * na).min(g.n as usize);
+            for core in 0..busy {
+                let (n0, nl) = g.core_range(core as u32);
+                let (a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
+                let mut c = a;
+                while c < b {
+                    let cnt = (b - c).min(4);
+                    self.group(core, busy, n0 as usize, c, cnt);
+                    c += cnt;
+                }
             }
         }
     }
@@ -590,9 +601,9 @@ impl Backend for CpuFast {
         while row0 < m {
             let rows = block_rows.min(m - row0);
             let prep = prepare(desc, p, &x[row0 * k..(row0 + rows) * k], rows, scratch);
-            let blk = Block { isa: self.isa, desc, blob, p, prep, rows, row0, y, err: &err, bad: &bad };
+            let blk = Block { isa: self.isa, desc, blob, p, prep, rows, row0, y, err: &err, bad: &bad, next: AtomicUsize::new(0) };
             let parallel = rows * n * g.k_pad as usize >= PARALLEL_MIN_MACS;
-            self.run(parallel, &|t, threads| blk.run(t, threads))?;
+            self.run(parallel, &|| blk.run())?;
             if bad.load(Ordering::Relaxed) {
                 return Err(Error::BadDescriptor("weight walk outside its shard"));
             }

@@ -1,11 +1,13 @@
 //! A persistent worker pool (std only): threads are created once, with the backend, and
 //! parked between jobs, so a matmul costs no thread spawn and no allocation.
 //!
-//! A job is a `&dyn Fn(thread, threads)` published through an epoch counter: the caller
-//! stores the job, bumps the epoch, runs its own share (thread 0), then waits until every
-//! worker has counted itself done. Workers spin briefly on the epoch before sleeping on a
-//! condvar, because decode issues hundreds of small matmuls per token a few microseconds
-//! apart and a futex wake-up per matmul would cost as much as the matmul.
+//! A job is a `&dyn Fn()` that every participant calls; it claims work items from its own
+//! atomic counter until none are left, so which thread computes an item never changes what is
+//! computed. The caller publishes the job (epoch bump), runs it itself, then closes it and
+//! waits only for workers that are inside it. A worker that was not scheduled in time simply
+//! finds nothing left: on a loaded machine the caller never waits for a thread that has not
+//! started. Workers spin briefly on the epoch before sleeping on a condvar, because decode
+//! issues hundreds of small matmuls per token a few microseconds apart.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -13,8 +15,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The job signature: `(thread index, thread count)`.
-type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
+/// A job: every participant calls it; it shares out its own work.
+type Job<'a> = dyn Fn() + Sync + 'a;
 
 /// How long an idle worker spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(300);
@@ -22,8 +24,10 @@ const SPIN: Duration = Duration::from_micros(300);
 struct Shared {
     /// Bumped once per job (SeqCst with `sleepers`, so a wake-up is never lost).
     epoch: AtomicUsize,
-    /// Workers finished with the current job.
-    done: AtomicUsize,
+    /// Whether the current job may still be entered (SeqCst with `active`).
+    open: AtomicBool,
+    /// Workers inside the current job.
+    active: AtomicUsize,
     /// A worker's job panicked (reported by [`Pool::run`]).
     panicked: AtomicBool,
     /// The current job: a `*const Job` whose lifetime [`Pool::run`] guarantees by not
@@ -47,7 +51,8 @@ impl Pool {
     pub fn new(threads: usize) -> std::io::Result<Pool> {
         let shared = Arc::new(Shared {
             epoch: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             job: AtomicPtr::new(core::ptr::null_mut()),
             quit: AtomicBool::new(false),
@@ -59,7 +64,7 @@ impl Pool {
         let mut pool = Pool { shared, workers: Vec::with_capacity(n - 1) };
         for i in 1..n {
             let sh = Arc::clone(&pool.shared);
-            let h = std::thread::Builder::new().name(format!("npu-cpu-{i}")).spawn(move || worker(sh, i, n))?;
+            let h = std::thread::Builder::new().name(format!("npu-cpu-{i}")).spawn(move || worker(sh))?;
             pool.workers.push(h);
         }
         Ok(pool)
@@ -70,31 +75,32 @@ impl Pool {
         self.workers.len() + 1
     }
 
-    /// Runs `job(t, threads)` for every `t` (t = 0 on the calling thread) and returns when all
-    /// are done. Returns false if a worker's share panicked.
+    /// Runs `job` on the calling thread and on every worker that gets to it before the caller
+    /// is done; returns when no worker is inside it any more. Returns false if a worker's call
+    /// panicked.
     pub fn run(&self, job: &Job<'_>) -> bool {
-        let n = self.threads();
-        if n == 1 {
-            job(0, 1);
+        if self.workers.is_empty() {
+            job();
             return true;
         }
         let sh = &*self.shared;
-        // SAFETY: the pointer is only dereferenced by workers between the epoch bump below
-        // and their `done` increment, and this function does not return (nor unwind: the
-        // caller's share runs under catch_unwind) before all `n − 1` increments; the job
-        // outlives that window.
+        // SAFETY: workers dereference the pointer only while `open` is set or after they
+        // counted themselves into `active` and saw `open`; this function clears `open`, then
+        // waits for `active` to reach 0 before returning (and does not unwind before that:
+        // the caller's call runs under catch_unwind), so the job outlives every use.
         let erased: &'static Job<'static> = unsafe { core::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
         let slot = &erased as *const &'static Job<'static> as *mut &'static Job<'static>;
         sh.job.store(slot, Ordering::SeqCst);
-        sh.done.store(0, Ordering::SeqCst);
+        sh.open.store(true, Ordering::SeqCst);
         sh.epoch.fetch_add(1, Ordering::SeqCst);
         if sh.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
             sh.wake.notify_all();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| job(0, n)));
+        let mine = catch_unwind(AssertUnwindSafe(job));
+        sh.open.store(false, Ordering::SeqCst);
         let mut spins = 0u32;
-        while sh.done.load(Ordering::Acquire) < n - 1 {
+        while sh.active.load(Ordering::SeqCst) > 0 {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(1024) {
                 std::thread::yield_now();
@@ -110,7 +116,7 @@ impl Pool {
     }
 }
 
-fn worker(sh: Arc<Shared>, me: usize, n: usize) {
+fn worker(sh: Arc<Shared>) {
     let mut seen = 0usize;
     loop {
         // Spin, then sleep, until a new epoch or quit.
@@ -137,15 +143,18 @@ fn worker(sh: Arc<Shared>, me: usize, n: usize) {
             }
         }
         seen = sh.epoch.load(Ordering::SeqCst);
-        let p = sh.job.load(Ordering::SeqCst);
-        if !p.is_null() {
-            // SAFETY: see Pool::run; the job stays valid until our `done` increment.
-            let job: &Job<'static> = unsafe { *p };
-            if catch_unwind(AssertUnwindSafe(|| job(me, n))).is_err() {
-                sh.panicked.store(true, Ordering::SeqCst);
+        sh.active.fetch_add(1, Ordering::SeqCst);
+        if sh.open.load(Ordering::SeqCst) {
+            let p = sh.job.load(Ordering::SeqCst);
+            if !p.is_null() {
+                // SAFETY: see Pool::run: the job stays valid while we are counted in `active`.
+                let job: &Job<'static> = unsafe { *p };
+                if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    sh.panicked.store(true, Ordering::SeqCst);
+                }
             }
         }
-        sh.done.fetch_add(1, Ordering::Release);
+        sh.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

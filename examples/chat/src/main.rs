@@ -13,7 +13,7 @@
 //! and the ids generated, one line each; tests/examples/ compares them with `npu run`).
 
 use npu_model_macro::npu_model;
-use npu_runtime::backend::CpuReference;
+use npu_runtime::cpu::CpuFast;
 use npu_runtime::generate::{chatml, chatml_next_turn, generate, Message, StopReason};
 use npu_runtime::model::{ModelError, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
@@ -110,7 +110,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = *SmolLm::model();
     let tok = model.tokenizer()?;
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
-    let mut session = Session::new(model, CpuReference, &mut arena)?;
+    // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut session = Session::new(model, CpuFast::new().with_threads(threads)?, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
     let interactive = std::io::stdin().is_terminal();
     let mut piece = vec![0u8; tok.max_token_len()];

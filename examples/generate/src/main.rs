@@ -7,13 +7,14 @@
 //!
 //! Nothing is read or converted at startup: the weights are static data in the executable,
 //! already quantized and laid out for the RK3588's int8 pipeline, and the CPU backend computes
-//! exactly what that pipeline computes. Options: `--max-tokens N` (default 128), `--greedy`,
+//! exactly what that pipeline computes (SIMD kernels picked for the CPU at run time, bit-exact
+//! to the reference executor). Options: `--max-tokens N` (default 128), `--greedy`,
 //! `--temp T`, `--top-k K`, `--top-p P`, `--min-p P`, `--repeat-penalty R`, `--seed S`, and
 //! `--print-ids` (print the prompt's token ids, then the generated ids, one line each: the
 //! same output `npu run ... --print-ids` gives, which tests/examples/ compares).
 
 use npu_model_macro::npu_model;
-use npu_runtime::backend::CpuReference;
+use npu_runtime::cpu::CpuFast;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::Session;
 use npu_runtime::sampler::{Sampler, SamplerConfig};
@@ -83,7 +84,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let prompt = tok.encode_vec(args.prompt.as_bytes(), EncodeOptions { add_special: true, parse_special: true })?;
     // The KV cache and every activation live in this one buffer, sized by a generated const.
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
-    let mut session = Session::new(model, CpuReference, &mut arena)?;
+    // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut session = Session::new(model, CpuFast::new().with_threads(threads)?, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
 
     let stdout = std::io::stdout();

@@ -131,7 +131,6 @@ extern "C" {
     static __npu_blob_start: u8;
     static __npu_blob_end: u8;
     static __ram_start: u8;
-    static __bss_start: u8;
     static __bss_end: u8;
     static __stack_bottom: u8;
     static __stack_top: u8;
@@ -145,8 +144,6 @@ pub struct MemoryMap {
     pub blob: usize,
     /// Bytes of data + bss.
     pub ram_static: usize,
-    /// Bytes of .bss.
-    pub bss: usize,
     /// Bytes reserved for the stack.
     pub stack: usize,
 }
@@ -160,7 +157,6 @@ pub fn memory_map() -> MemoryMap {
             image: a(&__image_end) - a(&__image_start),
             blob: a(&__npu_blob_end) - a(&__npu_blob_start),
             ram_static: a(&__bss_end) - a(&__ram_start),
-            bss: a(&__bss_end) - a(&__bss_start),
             stack: a(&__stack_top) - a(&__stack_bottom),
         }
     }

@@ -303,6 +303,9 @@ impl Out {
 /// Most activation rows prepared and run against one weight block at once.
 pub const MAX_BLOCK_ROWS: usize = 16;
 
+/// Most output channels one thread accumulates at a time (its partial sums live on the stack).
+const CHUNK_MAX: usize = 64;
+
 /// Everything a thread needs for one block of rows.
 struct Block<'a> {
     isa: Isa,
@@ -349,26 +352,28 @@ impl Block<'_> {
             let c1 = ((i + 1) * self.chunk_tiles() * na).min(g.n as usize);
             for core in 0..busy {
                 let (n0, nl) = g.core_range(core as u32);
-                let (a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
-                let mut c = a;
-                while c < b {
-                    let cnt = (b - c).min(4);
-                    self.group(core, busy, n0 as usize, c, cnt);
-                    c += cnt;
+                let (mut a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
+                while a < b {
+                    let e = b.min(a + CHUNK_MAX);
+                    self.channels(core, busy, n0 as usize, a, e);
+                    a = e;
                 }
             }
         }
     }
 
-    /// Channels `c..c+cnt` (cnt ≤ 4, all in core `core`'s shards) for every row of the block:
-    /// segments outer (one weight walk per segment), rows inner; each output still sums its
-    /// segment partials in ascending order.
-    fn group(&self, core: usize, busy: usize, n0: usize, c: usize, cnt: usize) {
+    /// Channels `c0..c1` (≤ [`CHUNK_MAX`], all in core `core`'s shards) for every row of the
+    /// block: segments outer (shard, walk and bounds set up once per segment), groups of four
+    /// channels, rows inner; each output sums its segment partials in ascending order.
+    fn channels(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
         let g = self.desc.geom;
         let n = g.n as usize;
         let segs = g.k_segs as usize;
-        let mut vals = [[0f32; 4]; MAX_BLOCK_ROWS];
         let rows = self.rows.min(MAX_BLOCK_ROWS);
+        let width = c1 - c0;
+        // [row][channel] partial sums of this range.
+        let mut vals = [0f32; CHUNK_MAX * MAX_BLOCK_ROWS];
+        let layout = self.desc.layout;
         for seg in 0..segs {
             let sh = self.desc.shards.get(seg * busy + core);
             let Some((sh, bytes)) = sh.and_then(|sh| Some((sh, self.desc.shard_bytes(self.blob, sh).ok()?))) else {
@@ -377,41 +382,60 @@ impl Block<'_> {
             };
             let (kl, n_len) = (sh.k_len as usize, sh.n_len as usize);
             let k0 = sh.k0 as usize;
-            let layout = self.desc.layout;
             let run = layout.k_run(kl).max(1);
             let n_runs = kl / run;
-            let mut base = [0usize; 4];
-            for (i, bs) in base.iter_mut().enumerate() {
-                *bs = layout.byte_offset(0, c + i.min(cnt - 1) - n0, kl, n_len);
-            }
-            let stride = if n_runs > 1 { layout.byte_offset(run, c - n0, kl, n_len) - base[0] } else { 0 };
+            let stride = if n_runs > 1 { layout.byte_offset(run, c0 - n0, kl, n_len) - layout.byte_offset(0, c0 - n0, kl, n_len) } else { 0 };
             let walk = Walk { run, n_runs, stride };
             let last = (n_runs.max(1) - 1) * stride + run * layout.elem().bits() / 8;
-            if n_runs * run != kl || base.iter().any(|&b| b + last > bytes.len()) {
+            // Channel offsets grow with n in every layout: the last channel bounds them all.
+            let end = layout.byte_offset(0, c1 - 1 - n0, kl, n_len) + last;
+            if n_runs * run != kl || end > bytes.len() {
                 self.bad.store(true, Ordering::Relaxed);
                 return;
             }
-            match self.p {
-                Pipeline::F16F16F32 => {
-                    let kp = g.k_pad as usize;
-                    for (r, v) in vals.iter_mut().enumerate().take(rows) {
-                        let a = &self.prep.f[r * kp + k0..r * kp + k0 + kl];
-                        let part = f16x4(self.isa, bytes, base, walk, a);
-                        for i in 0..cnt {
-                            v[i] += part[i];
-                        }
+            let int = self.p != Pipeline::F16F16F32;
+            // This segment's scales for the range, read once.
+            let scales = if int {
+                let at = self.desc.scales.offset as usize + 4 * (seg * g.n_pad as usize + c0);
+                match self.blob.get(at..at + 4 * width) {
+                    Some(b) => b,
+                    None => {
+                        self.bad.store(true, Ordering::Relaxed);
+                        return;
                     }
                 }
-                Pipeline::I8I8I32 | Pipeline::I4I4I16 => {
+            } else {
+                &[]
+            };
+            let mut c = c0;
+            while c < c1 {
+                let cnt = (c1 - c).min(4);
+                let mut base = [0usize; 4];
+                for (i, bs) in base.iter_mut().enumerate() {
+                    *bs = layout.byte_offset(0, c + i.min(cnt - 1) - n0, kl, n_len);
+                }
+                let col = c - c0;
+                if !int {
+                    let kp = g.k_pad as usize;
+                    for r in 0..rows {
+                        let a = &self.prep.f[r * kp + k0..r * kp + k0 + kl];
+                        let part = f16x4(self.isa, bytes, base, walk, a);
+                        let v = &mut vals[r * CHUNK_MAX + col..r * CHUNK_MAX + col + cnt];
+                        for (v, p) in v.iter_mut().zip(part) {
+                            *v += p;
+                        }
+                    }
+                } else {
                     let mut s_w = [0f32; 4];
                     for (i, s) in s_w.iter_mut().enumerate().take(cnt) {
-                        *s = self.desc.scale(self.blob, seg as u32, (c + i) as u32);
+                        let b = &scales[4 * (col + i)..4 * (col + i) + 4];
+                        *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                     }
                     let i4 = self.p == Pipeline::I4I4I16;
                     // int4: whether the SIMD sum is the reference's i16 result (see i4_safe).
                     let fast = !i4 || i4_safe(bytes, base, walk);
                     let rb = self.prep.row_bytes;
-                    for (r, v) in vals.iter_mut().enumerate().take(rows) {
+                    for r in 0..rows {
                         let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
                         let s_a = self.prep.s_a[r * segs + seg];
                         let acc = if !i4 {
@@ -421,9 +445,10 @@ impl Block<'_> {
                         } else {
                             base.map(|b| portable::i4_checked(bytes, b, walk, a).map(i32::from))
                         };
-                        for i in 0..cnt {
+                        let v = &mut vals[r * CHUNK_MAX + col..r * CHUNK_MAX + col + cnt];
+                        for (i, v) in v.iter_mut().enumerate() {
                             match acc[i] {
-                                Some(q) => v[i] += q as f32 * s_a * s_w[i],
+                                Some(q) => *v += q as f32 * s_a * s_w[i],
                                 None => {
                                     let key = (self.row0 + r) * segs + seg;
                                     self.err.fetch_min(key, Ordering::Relaxed);
@@ -432,11 +457,12 @@ impl Block<'_> {
                         }
                     }
                 }
+                c += cnt;
             }
         }
-        for (r, v) in vals.iter().enumerate().take(rows) {
-            for (i, &val) in v.iter().enumerate().take(cnt) {
-                self.y.set((self.row0 + r) * n + c + i, val);
+        for r in 0..rows {
+            for (i, &v) in vals[r * CHUNK_MAX..r * CHUNK_MAX + width].iter().enumerate() {
+                self.y.set((self.row0 + r) * n + c0 + i, v);
             }
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Both build the same `npu_runtime::model::Model` value the generated consts of
 //! `#[npu_model]` hold, from a blob packed a moment ago, and run it through the same
-//! `Session` code on the CPU reference backend.
+//! `Session` code on the fast CPU backend (`npu_runtime::cpu`).
 
 use crate::CmdResult;
 use npu_build::config::model_config;
@@ -12,6 +12,7 @@ use npu_build::pack::{pack, PackOptions, Packed};
 use npu_build::quant::{parse_scheme, parse_target};
 use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::{Backend, CpuReference};
+use npu_runtime::cpu::{CpuFast, Isa};
 use npu_runtime::format::PackedModel;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{arena_bytes, Model, ModelConfig, Session};
@@ -33,7 +34,8 @@ pub struct ModelArgs {
     /// Quantization scheme: fp16, int8, int8_hadamard, int4 or int4_hadamard.
     #[arg(long, default_value = "fp16")]
     quant: String,
-    /// Packer threads (default: available parallelism); the blob does not depend on it.
+    /// Threads for packing and for the matmuls (default: available parallelism); neither the
+    /// blob nor any result depends on it.
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -145,33 +147,59 @@ fn model<'a>(
     }
 }
 
-/// The backend the CLI runs: [`cached::CachedCpu`], bit-identical to [`CpuReference`] (the
-/// `NPU_REFERENCE_BACKEND=1` environment variable selects the reference itself, for checks).
-fn backend() -> CliBackend {
+/// The backend the CLI runs: [`CpuFast`] (SIMD kernels, bit-identical to [`CpuReference`]) on
+/// `threads` threads (default: the available parallelism). Environment overrides, for checks
+/// and measurements: `NPU_REFERENCE_BACKEND=1` runs the reference executor itself,
+/// `NPU_ISA=portable|avx2|neon` forces a kernel set. If the fast backend cannot start, the
+/// reason is printed and the reference runs.
+fn backend_with(threads: Option<usize>) -> CliBackend {
     if std::env::var_os("NPU_REFERENCE_BACKEND").is_some_and(|v| v == "1") {
-        CliBackend::Reference(CpuReference)
-    } else {
-        CliBackend::Cached(cached::CachedCpu::default())
+        return CliBackend::Reference(CpuReference);
+    }
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let fast = match std::env::var("NPU_ISA").ok().as_deref() {
+        None | Some("") => Ok(CpuFast::new()),
+        Some(name) => match Isa::ALL.into_iter().find(|i| i.name() == name) {
+            Some(isa) => CpuFast::with_isa(isa).map_err(|e| e.to_string()),
+            None => Err(format!("NPU_ISA={name}: not one of portable, avx2, neon")),
+        },
+    };
+    match fast.and_then(|b| b.with_threads(threads).map_err(|e| e.to_string())) {
+        Ok(b) => CliBackend::Fast(b),
+        Err(e) => {
+            eprintln!("npu: fast CPU backend unavailable ({e}); using the reference executor");
+            CliBackend::Reference(CpuReference)
+        }
     }
 }
 
 /// Either CPU backend, chosen at run time.
 enum CliBackend {
     Reference(CpuReference),
-    Cached(cached::CachedCpu),
+    Fast(CpuFast),
+}
+
+impl CliBackend {
+    /// Backend name and thread count, for the timing lines.
+    fn describe(&self) -> String {
+        match self {
+            CliBackend::Reference(b) => b.name().to_owned(),
+            CliBackend::Fast(b) => format!("{} x{}", b.name(), b.threads()),
+        }
+    }
 }
 
 impl Backend for CliBackend {
     fn name(&self) -> &'static str {
         match self {
             CliBackend::Reference(b) => b.name(),
-            CliBackend::Cached(b) => b.name(),
+            CliBackend::Fast(b) => b.name(),
         }
     }
     fn scratch_len(&self, w: &npu_runtime::backend::PackedWeight<'_>) -> usize {
         match self {
             CliBackend::Reference(b) => b.scratch_len(w),
-            CliBackend::Cached(b) => b.scratch_len(w),
+            CliBackend::Fast(b) => b.scratch_len(w),
         }
     }
     fn matmul(
@@ -184,7 +212,7 @@ impl Backend for CliBackend {
     ) -> Result<(), npu_runtime::Error> {
         match self {
             CliBackend::Reference(b) => b.matmul(w, x, m, y, scratch),
-            CliBackend::Cached(b) => b.matmul(w, x, m, y, scratch),
+            CliBackend::Fast(b) => b.matmul(w, x, m, y, scratch),
         }
     }
 }
@@ -240,7 +268,9 @@ pub fn run(args: RunArgs) -> CmdResult {
         (None, None) => return Err("give --prompt or --prompt-ids".into()),
     };
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let mut session = Session::new(m, backend(), &mut arena)?;
+    let backend = backend_with(args.model.threads);
+    let backend_name = backend.describe();
+    let mut session = Session::new(m, backend, &mut arena)?;
     let sc = if args.greedy {
         SamplerConfig::GREEDY
     } else {
@@ -301,7 +331,7 @@ pub fn run(args: RunArgs) -> CmdResult {
     let prefill = t_first.map_or(total, |t| (t - t0).as_secs_f64());
     let gen_n = out.len().saturating_sub(1).max(1);
     eprintln!(
-        "npu: prompt {} tokens in {:.2} s ({:.1} tok/s); generated {} in {:.2} s ({:.2} tok/s); stop: {}",
+        "npu: {backend_name}: prompt {} tokens in {:.2} s ({:.1} tok/s); generated {} in {:.2} s ({:.2} tok/s); stop: {}",
         prompt.len(),
         prefill,
         prompt.len() as f64 / prefill.max(1e-9),
@@ -340,7 +370,7 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let tables = tok.tables();
     let m = model(&packed, &descs, config, &tables);
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let mut session = Session::new(m, backend(), &mut arena)?;
+    let mut session = Session::new(m, backend_with(args.model.threads), &mut arena)?;
     let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -370,271 +400,4 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let s = t0.elapsed().as_secs_f64();
     eprintln!("npu: {n} tokens in {s:.1} s ({:.1} tok/s)", n as f64 / s);
     Ok(())
-}
-
-/// A CPU backend for the CLI's measurements that gives **bit-identical** results to
-/// [`CpuReference`] (`npu_runtime::exec::matmul`) but runs several times faster: on first use
-/// of a tensor it unpacks the weight once (std only: it allocates) into blocks of 8 output
-/// channels, `[n/8][k_pad][8]`, as exact f32 values (fp16 pipeline) or i8 codes (int
-/// pipelines). Then each activation row is prepared exactly as the reference does it
-/// (pad, rotate, per-segment f16 rounding or absmax quantization, from `exec`), and 8
-/// channels are accumulated side by side: each lane is still the ascending-k sum of one
-/// channel with separate multiply and add (no fusion), integer sums are exact, partials are
-/// scaled and summed over segments in the reference's order. Blocks are the outer loop (a
-/// block's weights stay in cache for all M rows) and are split over threads; each output is
-/// computed by one thread with the same operations. Only speed differs;
-/// `tests/llamacpp/test_llamacpp.py::test_cached_backend_is_bit_exact` checks the equality
-/// on SmolLM2 for the fp16, int8 and int4_hadamard pipelines.
-pub mod cached {
-    use npu_runtime::backend::{Backend, PackedWeight};
-    use npu_runtime::exec::{self, quant, rotate};
-    use npu_runtime::format::{Pipeline, TensorDesc};
-    use npu_runtime::Error;
-    use std::collections::HashMap;
-
-    const L: usize = 8;
-
-    enum Vals {
-        F32(Vec<f32>),
-        I8(Vec<i8>),
-    }
-
-    struct Unpacked {
-        /// `[n_blocks][k_pad][8]` weights in the stored (rotated) domain.
-        vals: Vals,
-        /// `[k_segs][n_pad]` scales (int pipelines).
-        scales: Vec<f32>,
-    }
-
-    /// The caching backend (see the module docs).
-    pub struct CachedCpu {
-        cache: HashMap<usize, Unpacked>,
-        /// Prepared activation rows `[m][k_pad]` of the current matmul.
-        act: Vec<f32>,
-        /// Their per-segment scales `[m][k_segs]`.
-        s_a: Vec<f32>,
-        /// Worker threads per matmul.
-        threads: usize,
-    }
-
-    impl CachedCpu {
-        /// A backend that splits each large matmul over `threads` threads (results do not
-        /// depend on it).
-        pub fn new(threads: usize) -> CachedCpu {
-            CachedCpu { cache: HashMap::new(), act: Vec::new(), s_a: Vec::new(), threads: threads.max(1) }
-        }
-    }
-
-    impl Default for CachedCpu {
-        /// [`CachedCpu::new`] with the available parallelism.
-        fn default() -> CachedCpu {
-            CachedCpu::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        }
-    }
-
-    /// Exact IEEE binary16 → binary32 (every f16 value is representable in f32).
-    pub fn f16_to_f32(h: u16) -> f32 {
-        let sign = ((h as u32) & 0x8000) << 16;
-        let exp = ((h >> 10) & 0x1f) as u32;
-        let man = (h & 0x3ff) as u32;
-        let bits = match (exp, man) {
-            (0, 0) => sign,
-            (0, m) => {
-                // subnormal: value = m · 2^-24, exact in f32
-                let v = m as f32 * (1.0 / 16_777_216.0);
-                return if sign != 0 { -v } else { v };
-            }
-            (31, 0) => sign | 0x7f80_0000,
-            (31, m) => sign | 0x7f80_0000 | (m << 13),
-            (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-        };
-        f32::from_bits(bits)
-    }
-
-    fn unpack(d: &TensorDesc<'_>, blob: &[u8]) -> Result<Unpacked, Error> {
-        let g = d.geom;
-        let (n, kp) = (g.n as usize, g.k_pad as usize);
-        let nb = n.div_ceil(L);
-        let p = d.pipeline.ok_or(Error::WrongKind)?;
-        let mut f = if p == Pipeline::F16F16F32 { vec![0f32; nb * kp * L] } else { Vec::new() };
-        let mut q = if p == Pipeline::F16F16F32 { Vec::new() } else { vec![0i8; nb * kp * L] };
-        for sh in d.shards {
-            let bytes = d.shard_bytes(blob, sh)?;
-            let (kl, n_len) = (sh.k_len as usize, sh.n_len as usize);
-            for nl in 0..n_len {
-                let nn = sh.n0 as usize + nl;
-                if nn >= n {
-                    break;
-                }
-                for kk in 0..kl {
-                    let off = d.layout.byte_offset(kk, nl, kl, n_len);
-                    let at = ((nn / L) * kp + sh.k0 as usize + kk) * L + nn % L;
-                    match p {
-                        Pipeline::F16F16F32 => f[at] = f16_to_f32(u16::from_le_bytes([bytes[off], bytes[off + 1]])),
-                        Pipeline::I8I8I32 => q[at] = bytes[off] as i8,
-                        Pipeline::I4I4I16 => {
-                            let (lo, hi) = exec::nibbles(bytes[off]);
-                            q[at] = if d.layout.high_nibble(kk, nl, kl, n_len) { hi } else { lo };
-                        }
-                    }
-                }
-            }
-        }
-        let mut scales = Vec::new();
-        if p != Pipeline::F16F16F32 {
-            for seg in 0..g.k_segs {
-                for nn in 0..g.n_pad {
-                    scales.push(d.scale(blob, seg, nn));
-                }
-            }
-        }
-        Ok(Unpacked { vals: if p == Pipeline::F16F16F32 { Vals::F32(f) } else { Vals::I8(q) }, scales })
-    }
-
-    /// One matmul's prepared activations: rows padded, rotated and rounded (fp16) or
-    /// quantized (int) per K segment exactly as the reference executor prepares them.
-    struct Prepared<'p> {
-        /// `[m][k_pad]` prepared values.
-        a: &'p [f32],
-        /// `[m][k_segs]` activation scales (int pipelines; 1 for fp16).
-        s_a: &'p [f32],
-        m: usize,
-    }
-
-    /// Output channels `[b0·8, b1·8)` of every row into `out` (`[m][cols]`, `cols` = the
-    /// channels of those blocks that exist): the reference's sums, in its order — for each
-    /// channel, the segments ascending, within a segment the ascending-k sum.
-    fn blocks(d: &TensorDesc<'_>, u: &Unpacked, pa: &Prepared<'_>, b0: usize, b1: usize, out: &mut [f32]) -> Result<(), Error> {
-        let g = d.geom;
-        let p = d.pipeline.ok_or(Error::WrongKind)?;
-        let (n, kp) = (g.n as usize, g.k_pad as usize);
-        let c0 = b0 * L;
-        let cols = (b1 * L).min(n) - c0;
-        out.fill(0.0);
-        for b in b0..b1 {
-            let lanes = L.min(n - b * L);
-            for row in 0..pa.m {
-                let yrow = &mut out[row * cols + b * L - c0..row * cols + b * L - c0 + lanes];
-                for seg in 0..g.k_segs {
-                    let (k0, kl) = g.seg_range(seg);
-                    let (k0, kl) = (k0 as usize, kl as usize);
-                    let a = &pa.a[row * kp + k0..row * kp + k0 + kl];
-                    let base = (b * kp + k0) * L;
-                    match &u.vals {
-                        Vals::F32(wv) => {
-                            let mut acc = [0f32; L];
-                            for (&av, wr) in a.iter().zip(wv[base..base + kl * L].chunks_exact(L)) {
-                                for j in 0..L {
-                                    acc[j] += av * wr[j];
-                                }
-                            }
-                            for (y, &v) in yrow.iter_mut().zip(&acc) {
-                                *y += v;
-                            }
-                        }
-                        Vals::I8(wq) => {
-                            let mut acc = [0i32; L];
-                            for (&av, wr) in a.iter().zip(wq[base..base + kl * L].chunks_exact(L)) {
-                                let ai = av as i32;
-                                for j in 0..L {
-                                    acc[j] += ai * wr[j] as i32;
-                                }
-                            }
-                            let s_a = pa.s_a[row * g.k_segs as usize + seg as usize];
-                            for (j, y) in yrow.iter_mut().enumerate() {
-                                // int4 → int16: the packer's K segments keep every prefix in
-                                // range (49 · 640 < 2^15), so the final sum decides overflow.
-                                if p == Pipeline::I4I4I16 && i16::try_from(acc[j]).is_err() {
-                                    return Err(Error::AccumulatorOverflow { k_seg: seg });
-                                }
-                                *y += acc[j] as f32 * s_a * u.scales[seg as usize * g.n_pad as usize + b * L + j];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    impl Backend for CachedCpu {
-        fn name(&self) -> &'static str {
-            "cpu-cached"
-        }
-        fn scratch_len(&self, w: &PackedWeight<'_>) -> usize {
-            exec::scratch_len(w.desc())
-        }
-        fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], _scratch: &mut [f32]) -> Result<(), Error> {
-            let d = w.desc();
-            let key = d as *const TensorDesc<'_> as usize;
-            let u = match self.cache.entry(key) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(unpack(d, w.blob())?),
-            };
-            let u = &*u;
-            let p = d.pipeline.ok_or(Error::WrongKind)?;
-            let g = d.geom;
-            let (k, n, kp, segs) = (g.k as usize, g.n as usize, g.k_pad as usize, g.k_segs as usize);
-            if x.len() != m * k || y.len() != m * n {
-                return Err(Error::Length { what: "cached matmul operands", need: m * k, got: x.len() });
-            }
-            let qmax = p.qmax();
-            self.act.clear();
-            self.act.resize(m * kp, 0.0);
-            self.s_a.clear();
-            self.s_a.resize(m * segs, 1.0);
-            for row in 0..m {
-                let buf = &mut self.act[row * kp..(row + 1) * kp];
-                buf[..k].copy_from_slice(&x[row * k..(row + 1) * k]);
-                if let Some(rot) = d.rotation {
-                    rotate::rotate(rot, buf);
-                }
-                for seg in 0..g.k_segs {
-                    let (k0, kl) = g.seg_range(seg);
-                    let a = &mut buf[k0 as usize..(k0 + kl) as usize];
-                    if p == Pipeline::F16F16F32 {
-                        a.iter_mut().for_each(|v| *v = quant::to_f16_and_back(*v));
-                    } else {
-                        let s = quant::scale_for(quant::absmax(a), qmax);
-                        a.iter_mut().for_each(|v| *v = quant::quantize(*v, s, qmax) as f32);
-                        self.s_a[row * segs + seg as usize] = s;
-                    }
-                }
-            }
-            let pa = Prepared { a: &self.act, s_a: &self.s_a, m };
-            let nb = n.div_ceil(L);
-            // Threads take contiguous ranges of 8-channel blocks; every output value is still
-            // computed by one thread with the same operations, so the thread count changes
-            // nothing but speed. Small matmuls stay on this thread.
-            let threads = if m * n * kp < (1 << 18) { 1 } else { self.threads.min(nb).max(1) };
-            let per = nb.div_ceil(threads);
-            let ranges: Vec<(usize, usize)> = (0..threads).map(|t| (t * per, ((t + 1) * per).min(nb))).filter(|r| r.0 < r.1).collect();
-            let mut outs: Vec<Vec<f32>> = ranges.iter().map(|&(b0, b1)| vec![0f32; m * ((b1 * L).min(n) - b0 * L)]).collect();
-            let results: Vec<Result<(), Error>> = if ranges.len() == 1 {
-                vec![blocks(d, u, &pa, ranges[0].0, ranges[0].1, &mut outs[0])]
-            } else {
-                std::thread::scope(|sc| {
-                    let hs: Vec<_> = ranges
-                        .iter()
-                        .zip(outs.iter_mut())
-                        .map(|(&(b0, b1), o)| {
-                            let pa = &pa;
-                            sc.spawn(move || blocks(d, u, pa, b0, b1, o))
-                        })
-                        .collect();
-                    hs.into_iter().map(|h| h.join().unwrap_or(Err(Error::BadDescriptor("matmul thread panicked")))).collect()
-                })
-            };
-            for r in results {
-                r?;
-            }
-            for (&(b0, b1), o) in ranges.iter().zip(&outs) {
-                let (c0, c1) = (b0 * L, (b1 * L).min(n));
-                for (row, src) in o.chunks_exact(c1 - c0).enumerate() {
-                    y[row * n + c0..row * n + c1].copy_from_slice(src);
-                }
-            }
-            Ok(())
-        }
-    }
 }

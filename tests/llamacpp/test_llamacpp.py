@@ -100,20 +100,23 @@ def check_greedy(ref: dict, ours: list[int], stop_ids: set[int], steps: int = 32
     return f"all {min(steps, len(ref['steps']))} steps equal"
 
 
-def test_cached_backend_is_bit_exact(npu, smol_f16, tmp_path):
-    """The CLI's caching backend gives the reference executor's bytes, per pipeline."""
+def test_fast_backend_is_bit_exact(npu, smol_f16, tmp_path):
+    """The fast CPU backend (SIMD kernels on 2 threads, and the portable kernels on 1) gives the
+    reference executor's bytes, per pipeline and layout."""
     ids = tmp_path / "ids.txt"
     ids.write_text("1,9690,198,2683,359,253,5356,5646,11173,3365,3511,308,34519,28,7018,411")
-    for target, quant in [("cpu", "fp16"), ("rk3588", "int8"), ("cpu", "int4_hadamard")]:
+    runs = [({"NPU_REFERENCE_BACKEND": "1"}, "1"), ({}, "2"), ({"NPU_ISA": "portable"}, "1")]
+    for target, quant in [("cpu", "fp16"), ("rk3588", "int8"), ("cpu", "int4_hadamard"), ("rk3588", "int4")]:
         outs = []
-        for ref in ("1", "0"):
-            o = tmp_path / f"{quant}-{ref}.f32"
+        for i, (env, threads) in enumerate(runs):
+            o = tmp_path / f"{target}-{quant}-{i}.f32"
             subprocess.run([str(npu), "logits", str(smol_f16), "--target", target, "--quant", quant, "--ids-file", str(ids),
-                            "--ctx", "16", "-o", str(o)], check=True, capture_output=True,
-                           env=dict(os.environ, NPU_REFERENCE_BACKEND=ref))
+                            "--ctx", "16", "--threads", threads, "-o", str(o)], check=True, capture_output=True,
+                           env=dict(os.environ, **env))
             outs.append(o.read_bytes())
         assert len(outs[0]) == 16 * 49152 * 4
-        assert outs[0] == outs[1], f"{target}/{quant}: cached backend differs from the reference"
+        for i in (1, 2):
+            assert outs[i] == outs[0], f"{target}/{quant}: fast backend {runs[i]} differs from the reference"
 
 
 def test_kl_smollm2_fp16(llama_py, npu, smol_f16):

@@ -20,4 +20,7 @@ cargo build --release --workspace --all-targets
 cargo build --release -p npu-runtime
 cargo test --release --workspace
 scripts/check-repro.sh
+# Bare-metal images under QEMU (installs qemu-system-arm and the rustup targets itself): each
+# one's tokens must equal `npu run`'s for the same model, scheme and prompt.
+firmware-examples/run.sh
 "$NPU_PYTHON" -m pytest -q tests/

@@ -1,0 +1,3 @@
+fn main() {
+    npu_build::compile().unwrap();
+}

@@ -64,7 +64,7 @@ fn committed_gguf_matches_its_sha256() {
 
 #[test]
 fn fits_the_mcu_budget() {
-    let g = Gguf::open(&gguf_path()).unwrap();
+    let g = Gguf::open(gguf_path()).unwrap();
     let tok = OwnedTokenizerTables::from_gguf(&g).unwrap();
     let config = model_config(&g, &tok, Some(CTX)).unwrap();
     let arena = arena_bytes(&config, CTX);
@@ -107,7 +107,7 @@ fn heldout_tokenization_matches_the_trainer() {
     let want: Vec<u32> = String::from_utf8(out.stdout).unwrap().split(',').map(|s| s.parse().unwrap()).collect();
     assert_eq!(want.len() as u64, json_u64(&metrics, "heldout_tokens"));
 
-    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(&gguf_path()).unwrap()).unwrap();
+    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(gguf_path()).unwrap()).unwrap();
     let tok = Tokenizer::new(tables.tables()).unwrap();
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(held.len())];
     let mut got = Vec::new();

@@ -151,12 +151,11 @@ def forward(p, ids, c, cos, sin):
 
 
 def token_nll(p, inp, tgt, c, cos, sin):
+    """Per-position negative log-likelihood of tgt [B, T] after inp [B, T]."""
     import jax
-
-    logits = forward(p, inp, c, cos, sin)
-    lp = jax.nn.log_softmax(logits, axis=-1)
     import jax.numpy as jnp
 
+    lp = jax.nn.log_softmax(forward(p, inp, c, cos, sin), axis=-1)
     return -jnp.take_along_axis(lp, tgt[..., None], axis=-1)[..., 0]
 
 

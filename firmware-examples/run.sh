@@ -99,5 +99,25 @@ for ex in "${examples[@]}"; do
   fi
   rm -f "$out" "$host"
 done
+# The MCU budget is a compile error: the cortex-m image declaring SmolLM2 (160 MB of int8
+# weights, a 6 MB arena at context 256) instead of the tiny model must fail `cargo check`
+# with both budget messages.
+if [[ " ${examples[*]} " == *" cortex-m "* ]]; then
+  work="$(mktemp -d)"
+  cp -r "$repo/firmware-examples/cortex-m/." "$work/"
+  sed -i -e "s#\.\./\.\./#$repo/#g" -e "s#\.\./fw-common#$repo/firmware-examples/fw-common#" "$work/Cargo.toml"
+  sed -i 's#path = "[^"]*moby-tiny.gguf"#path = "${NPU_CACHE}/smollm2-135m-instruct-q4_1.gguf"#' "$work/src/main.rs"
+  status=0
+  (cd "$work" && CARGO_TARGET_DIR="$fw_target" cargo check --release --quiet) > "$work/check.log" 2>&1 || status=$?
+  if [ "$status" != 0 ] && grep -q "exceeds the 2 MiB flash budget" "$work/check.log" \
+      && grep -q "exceed the 512 KiB RAM budget" "$work/check.log"; then
+    echo "firmware: cortex-m budget: PASS (SmolLM2 on the MCU is a compile error naming both budgets)"
+    passed=$((passed + 1))
+  else
+    echo "firmware: cortex-m budget: FAIL (cargo check exited $status)"; sed 's/^/  | /' "$work/check.log"
+    failed=$((failed + 1))
+  fi
+  rm -rf "$work"
+fi
 echo "firmware: $passed passed, $failed failed"
 [ "$failed" = 0 ]

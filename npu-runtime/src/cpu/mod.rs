@@ -355,7 +355,13 @@ impl Block<'_> {
                 let (mut a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
                 while a < b {
                     let e = b.min(a + CHUNK_MAX);
-                    self.channels(core, busy, n0 as usize, a, e);
+                    // Decode (one row) gets a small accumulator array: zeroing the batch-sized
+                    // one for every range showed up in profiles.
+                    if self.rows == 1 {
+                        self.channels::<CHUNK_MAX>(core, busy, n0 as usize, a, e);
+                    } else {
+                        self.channels::<{ CHUNK_MAX * MAX_BLOCK_ROWS }>(core, busy, n0 as usize, a, e);
+                    }
                     a = e;
                 }
             }
@@ -365,14 +371,14 @@ impl Block<'_> {
     /// Channels `c0..c1` (≤ [`CHUNK_MAX`], all in core `core`'s shards) for every row of the
     /// block: segments outer (shard, walk and bounds set up once per segment), groups of four
     /// channels, rows inner; each output sums its segment partials in ascending order.
-    fn channels(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
+    fn channels<const V: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
         let g = self.desc.geom;
         let n = g.n as usize;
         let segs = g.k_segs as usize;
-        let rows = self.rows.min(MAX_BLOCK_ROWS);
+        let rows = self.rows.min(V / CHUNK_MAX);
         let width = c1 - c0;
         // [row][channel] partial sums of this range.
-        let mut vals = [0f32; CHUNK_MAX * MAX_BLOCK_ROWS];
+        let mut vals = [0f32; V];
         let layout = self.desc.layout;
         for seg in 0..segs {
             let sh = self.desc.shards.get(seg * busy + core);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the bare-metal firmware examples, reports their flash and RAM use, boots each under
-# QEMU and checks its tokens against the host runtime: `npu run --greedy --print-ids` with
-# the model file, target, scheme, context, prompt and token count the image reports.
+# QEMU and checks its tokens against the host runtime: `npu run --greedy --print-ids` on the
+# reference executors (NPU_REFERENCE_BACKEND=1; the images run CpuFast's NEON / portable
+# kernels) with the model file, target, scheme, context, prompt and token count the image
+# reports.
 #
 #   firmware-examples/run.sh [aarch64-virt] [cortex-m]     # default: both
 #
@@ -81,7 +83,7 @@ for ex in "${examples[@]}"; do
   ok=1
   if [ "$status" != 0 ]; then
     ok=0
-  elif ! "$npu" run "$model" --target "$(field "$out" target)" --quant "$(field "$out" quant)" \
+  elif ! NPU_REFERENCE_BACKEND=1 "$npu" run "$model" --target "$(field "$out" target)" --quant "$(field "$out" quant)" \
       --ctx "$(field "$out" context)" --max-tokens "$(field "$out" max-tokens)" \
       --prompt "$(line "$out" prompt)" --greedy --print-ids > "$host" 2>/dev/null; then
     echo "firmware: $ex: npu run failed"; ok=0

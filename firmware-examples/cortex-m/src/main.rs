@@ -1,6 +1,7 @@
 //! The ~1M-parameter tiny llama of `models/tiny/` compiled into a Cortex-M4F image for
 //! QEMU's MPS2-AN386 board: it tokenizes a fixed prompt, generates a greedy continuation
-//! with the reference CPU backend, prints prompt ids, text and generated ids over the CMSDK
+//! on the fast CPU backend (`CpuFast`, portable kernels, bit-exact to the reference
+//! executors), prints prompt ids, text and generated ids over the CMSDK
 //! UART and exits through semihosting (status 0, or 1 on any error). No heap: the weights
 //! are linked into flash, the arena is a static buffer in .bss.
 //!
@@ -18,6 +19,7 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::debug;
 use npu_fw_common::Buffers;
 use npu_model_macro::npu_model;
+use npu_runtime::cpu::CpuFast;
 use npu_runtime::tokenizer::Tokenizer;
 
 /// The tiny llama (1,024-token byte-level BPE, 4 layers, d 128) on the CPU target, int8
@@ -190,7 +192,7 @@ fn run() -> Result<(), npu_fw_common::Failure> {
             generated: &mut generated,
         }
     };
-    let report = npu_fw_common::run(&mut out, Tiny::model(), PROMPT, bufs, ticks)?;
+    let report = npu_fw_common::run(&mut out, Tiny::model(), CpuFast::new(), PROMPT, bufs, ticks)?;
     npu_fw_common::print_timing(&mut out, &report, CPU_HZ)?;
     writeln!(out, "npu-fw: stack used {} of {stack} bytes", stack_used())?;
     Ok(())

@@ -1,9 +1,9 @@
 //! The firmware examples' shared body: tokenize a fixed prompt on the device, generate a
-//! greedy continuation with the reference CPU backend, and print it in the line format
+//! greedy continuation on the caller's backend, and print it in the line format
 //! `firmware-examples/run.sh` compares against `npu run --print-ids`:
 //!
 //! ```text
-//! npu-fw-run: target=rk3588 quant=int8 context=64 max-tokens=12
+//! npu-fw-run: target=rk3588 quant=int8 context=64 max-tokens=12 backend=cpu-neon
 //! prompt: Once upon a time
 //! prompt-ids: 1 2 3
 //! text: <the continuation as text>
@@ -16,7 +16,7 @@
 #![deny(missing_docs)]
 
 use core::fmt::{self, Write};
-use npu_runtime::backend::CpuReference;
+use npu_runtime::backend::Backend;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{Model, ModelError, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
@@ -75,9 +75,17 @@ pub struct Report {
     pub decode_ticks: u64,
 }
 
-/// Runs `prompt` through `model`: prints `prompt-ids:`, `text:` (streamed as tokens come)
+/// Runs `prompt` through `model` on `backend` (any backend: each one computes what the
+/// reference executors compute, bit for bit for the integer pipelines): prints `prompt-ids:`, `text:` (streamed as tokens come)
 /// and `generated-ids:` lines to `out`. `now()` reads a free-running tick counter.
-pub fn run(out: &mut impl Write, model: &Model<'static>, prompt: &str, bufs: Buffers<'_>, now: impl Fn() -> u64) -> Result<Report, Failure> {
+pub fn run<B: Backend>(
+    out: &mut impl Write,
+    model: &Model<'static>,
+    backend: B,
+    prompt: &str,
+    bufs: Buffers<'_>,
+    now: impl Fn() -> u64,
+) -> Result<Report, Failure> {
     let tok = model.tokenizer().map_err(Failure::Tokenizer)?;
     let opts = EncodeOptions { add_special: true, parse_special: true };
     let n_prompt = tok.encode(prompt.as_bytes(), opts, bufs.tok_scratch, bufs.prompt_ids).map_err(Failure::Tokenizer)?;
@@ -85,11 +93,12 @@ pub fn run(out: &mut impl Write, model: &Model<'static>, prompt: &str, bufs: Buf
     // What the host needs to reproduce this run with `npu run` (plus the model file).
     writeln!(
         out,
-        "npu-fw-run: target={} quant={} context={} max-tokens={}",
+        "npu-fw-run: target={} quant={} context={} max-tokens={} backend={}",
         Target::get(model.weights.target).name,
         model.weights.scheme.name(),
         model.config.context_len,
-        bufs.generated.len()
+        bufs.generated.len(),
+        backend.name()
     )?;
     writeln!(out, "prompt: {prompt}")?;
     write!(out, "prompt-ids:")?;
@@ -98,7 +107,7 @@ pub fn run(out: &mut impl Write, model: &Model<'static>, prompt: &str, bufs: Buf
     }
     writeln!(out)?;
 
-    let mut session = Session::new(*model, CpuReference, bufs.arena).map_err(Failure::Model)?;
+    let mut session = Session::new(*model, backend, bufs.arena).map_err(Failure::Model)?;
     let mut sampler = Sampler::new(SamplerConfig::GREEDY);
     let generated = bufs.generated;
     let max = generated.len();

@@ -19,6 +19,8 @@ cargo build --release --workspace --all-targets
 # The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.
 cargo build --release -p npu-runtime
 cargo test --release --workspace
+# The NEON kernels of the fast CPU backend, bit-exact under qemu-aarch64 (~5 min).
+scripts/test-aarch64.sh
 scripts/check-repro.sh
 # Bare-metal images under QEMU (installs qemu-system-arm and the rustup targets itself): each
 # one's tokens must equal `npu run`'s for the same model, scheme and prompt.

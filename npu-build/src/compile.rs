@@ -261,10 +261,12 @@ fn log(ctx: &Ctx, msg: impl FnOnce() -> String) {
 
 fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
     let at = |site: Site| move |m: String| (site, m);
-    let resolved = declare::resolve_path(&d.path, &ctx.manifest_dir, |v| std::env::var(v).ok()).map_err(at(Site::Path))?;
-    if let Some(v) = &resolved.env_var {
+    // Declared before resolving: an unset variable fails the declaration, and setting it
+    // later must rerun this script instead of replaying the stale error.
+    if let Ok((Some(v), _)) = declare::split_env(&d.path) {
         println!("cargo:rerun-if-env-changed={v}");
     }
+    let resolved = declare::resolve_path(&d.path, &ctx.manifest_dir, |v| std::env::var(v).ok()).map_err(at(Site::Path))?;
     let file = &resolved.file;
     // Declared even when missing: cargo reruns the script once the file appears.
     println!("cargo:rerun-if-changed={}", file.display());

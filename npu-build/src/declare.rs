@@ -338,7 +338,7 @@ pub fn check_path(raw: &str) -> Result<(), String> {
 }
 
 /// Splits `${VAR}/rest` into `(Some(VAR), rest)`; other paths into `(None, raw)`.
-fn split_env(raw: &str) -> Result<(Option<&str>, &str), String> {
+pub(crate) fn split_env(raw: &str) -> Result<(Option<&str>, &str), String> {
     let Some(after) = raw.strip_prefix("${") else {
         if raw.contains("${") {
             return Err("`${VAR}` may only start `path`, e.g. `path = \"${NPU_CACHE}/model.gguf\"`".into());

@@ -4,6 +4,7 @@
 //! module, a variant of [`Command`] and a match arm in [`main`].
 
 mod dequant;
+mod eval;
 mod inspect;
 mod pack;
 mod run;
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Pack a GGUF in memory and write the next-token logits of given ids (raw f32).
     Logits(run::LogitsArgs),
+    /// Perplexity, KL divergence and top-1 agreement of a scheme against the fp16 path.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Pack(args) => pack::run(args),
         Command::Run(args) => run::run(args),
         Command::Logits(args) => run::logits(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

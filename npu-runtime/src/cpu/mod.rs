@@ -534,8 +534,36 @@ fn f16x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4
     }
 }
 
+/// One activation segment's scale and codes (into `dst`, int4 in [`portable::i4_perm`] order)
+/// exactly as [`exec::matmul`] computes them; returns the scale and the codes' sum.
+fn quantize_segment(isa: Isa, a: &[f32], qmax: i32, dst: &mut [i8], i4: bool) -> (f32, i32) {
+    let perm = |i: usize| if i4 { portable::i4_perm(i) } else { i };
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    if isa == Isa::Avx2 {
+        // SAFETY: Isa::Avx2 is only constructed when the CPU runs AVX2.
+        let s = quant::scale_for(unsafe { x86_avx2::absmax(a) }, qmax);
+        if s == 0.0 {
+            dst.fill(0);
+            return (s, 0);
+        }
+        // SAFETY: as above.
+        return (s, unsafe { x86_avx2::quantize(a, s, qmax, dst, perm) });
+    }
+    let _ = isa;
+    let s = quant::scale_for(quant::absmax(a), qmax);
+    let mut sum = 0i32;
+    for (i, &v) in a.iter().enumerate() {
+        let c = quant::quantize(v, s, qmax);
+        sum += c;
+        if let Some(o) = dst.get_mut(perm(i)) {
+            *o = c as i8;
+        }
+    }
+    (s, sum)
+}
+
 /// Prepares rows `x` (`[rows][K]`) into `prep` as [`exec::matmul`] prepares them.
-fn prepare<'s>(desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: usize, scratch: &'s mut [f32]) -> Prepared<'s> {
+fn prepare<'s>(isa: Isa, desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: usize, scratch: &'s mut [f32]) -> Prepared<'s> {
     let g = desc.geom;
     let (k, kp, segs) = (g.k as usize, g.k_pad as usize, g.k_segs as usize);
     if p == Pipeline::F16F16F32 {
@@ -569,15 +597,9 @@ fn prepare<'s>(desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: usize, scrat
             let (k0, kl) = g.seg_range(seg as u32);
             let (k0, kl) = (k0 as usize, kl as usize);
             let a = &work[k0..k0 + kl];
-            let s = quant::scale_for(quant::absmax(a), qmax);
-            let mut sum = 0i32;
             let dst = &mut qrow[k0..k0 + kl];
-            for (i, &v) in a.iter().enumerate() {
-                let c = quant::quantize(v, s, qmax);
-                sum += c;
-                let at = if p == Pipeline::I4I4I16 { portable::i4_perm(i) } else { i };
-                dst[at] = c as i8;
-            }
+            let i4 = p == Pipeline::I4I4I16;
+            let (s, sum) = quantize_segment(isa, a, qmax, dst, i4);
             s_a[row * segs + seg] = s;
             sums[row * segs + seg] = sum as f32;
         }
@@ -632,7 +654,7 @@ impl Backend for CpuFast {
         let mut row0 = 0;
         while row0 < m {
             let rows = block_rows.min(m - row0);
-            let prep = prepare(desc, p, &x[row0 * k..(row0 + rows) * k], rows, scratch);
+            let prep = prepare(self.isa, desc, p, &x[row0 * k..(row0 + rows) * k], rows, scratch);
             let blk = Block { isa: self.isa, desc, blob, p, prep, rows, row0, y, err: &err, bad: &bad, next: AtomicUsize::new(0) };
             let parallel = rows * n * g.k_pad as usize >= PARALLEL_MIN_MACS;
             self.run(parallel, &|| blk.run())?;
@@ -647,5 +669,64 @@ impl Backend for CpuFast {
             row0 += rows;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel set's activation quantization against the reference's, on awkward values:
+    /// exact ties at every code (power-of-two scales), values one ulp either side, zeros of
+    /// both signs, NaN, ±∞ (in some segments), huge and subnormal scales, both code orders.
+    #[test]
+    fn quantize_segment_is_the_reference() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut rnd = || {
+            seed = rotate::splitmix64(seed);
+            seed
+        };
+        let ulp = |x: f32, d: i32| f32::from_bits((x.to_bits() as i32 + d) as u32);
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            for (qmax, len) in [(127, 256), (7, 128), (127, 37), (7, 64)] {
+                for case in 0..40 {
+                    let unit = [1.0f32, 0.125, 2f32.powi(100), 2f32.powi(-140)][case % 4];
+                    let with_inf = case % 5 == 4;
+                    let v: [f32; 256] = core::array::from_fn(|i| {
+                        if i == 0 {
+                            return qmax as f32 * unit; // absmax: the scale is exactly `unit`
+                        }
+                        let r = rnd();
+                        let code = ((r >> 8) % (2 * qmax as u64)) as f32 - qmax as f32;
+                        match r % 10 {
+                            0..=2 => (code + 0.5) * unit,
+                            3 => ulp((code + 0.5) * unit, 1),
+                            4 => ulp((code + 0.5) * unit, -1),
+                            5 => -0.0,
+                            6 => f32::NAN,
+                            7 if with_inf => if r & 256 == 0 { f32::INFINITY } else { f32::NEG_INFINITY },
+                            _ => ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * qmax as f32 * unit,
+                        }
+                    });
+                    let v = &v[..len];
+                    let (mut got, mut want) = ([0i8; 256], [0i8; 256]);
+                    for i4 in [false, true] {
+                        if i4 && len % ACT_CHUNK != 0 {
+                            continue;
+                        }
+                        let (gs, gsum) = quantize_segment(isa, v, qmax, &mut got[..len], i4);
+                        let ws = quant::scale_for(quant::absmax(v), qmax);
+                        let mut wsum = 0;
+                        for (i, &x) in v.iter().enumerate() {
+                            let c = quant::quantize(x, ws, qmax);
+                            wsum += c;
+                            want[if i4 { portable::i4_perm(i) } else { i }] = c as i8;
+                        }
+                        assert_eq!((gs.to_bits(), gsum), (ws.to_bits(), wsum), "{isa:?} qmax {qmax} case {case}");
+                        assert_eq!(got[..len], want[..len], "{isa:?} qmax {qmax} case {case} i4 {i4}");
+                    }
+                }
+            }
+        }
     }
 }

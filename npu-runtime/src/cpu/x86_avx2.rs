@@ -127,3 +127,70 @@ pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 
     }
     [fold(lo[0], hi[0]), fold(lo[1], hi[1]), fold(lo[2], hi[2]), fold(lo[3], hi[3])]
 }
+
+/// Largest |v| of a slice, NaN ignored: [`crate::exec::quant::absmax`] exactly (`max` of
+/// non-negative values is order-free; `vmaxps(a, m)` keeps `m` when `a` is NaN).
+///
+/// # Safety
+/// The CPU runs AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn absmax(v: &[f32]) -> f32 {
+    let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut m = _mm256_setzero_ps();
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(c.as_ptr()), mask), m);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+    let head = lanes.iter().fold(0f32, |a, &b| if b > a { b } else { a });
+    crate::exec::quant::absmax(tail).max(head)
+}
+
+/// Codes of `v` for scale `s > 0` and `qmax`: [`crate::exec::quant::quantize`] exactly, 8 at a
+/// time (IEEE division; truncation, the exact `|x| − trunc|x| ≥ 0.5` test and the clamp
+/// on the magnitude; NaN → 0, ±∞ → ±qmax). Writes code `i` to `out[perm(i)]` (the caller
+/// guarantees `perm(i) < out.len()`) and returns the codes' sum.
+///
+/// # Safety
+/// The CPU runs AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize(v: &[f32], s: f32, qmax: i32, out: &mut [i8], perm: impl Fn(usize) -> usize) -> i32 {
+    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+    let sv = _mm256_set1_ps(s);
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let qm = _mm256_set1_ps(qmax as f32);
+    let mut sum = 0i32;
+    let mut codes = [0i32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (ci, c) in chunks.enumerate() {
+        let x = _mm256_div_ps(_mm256_loadu_ps(c.as_ptr()), sv);
+        let a = _mm256_andnot_ps(sign, x);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(a);
+        let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(a, t), half), one);
+        let r = _mm256_min_ps(_mm256_add_ps(t, up), qm); // NaN → qm here, masked below
+        let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(x, x);
+        let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+        let r = _mm256_and_ps(r, ordered);
+        let q = _mm256_cvttps_epi32(_mm256_blendv_ps(r, _mm256_sub_ps(_mm256_setzero_ps(), r), neg));
+        _mm256_storeu_si256(codes.as_mut_ptr() as *mut __m256i, q);
+        for (j, &q) in codes.iter().enumerate() {
+            sum += q;
+            if let Some(o) = out.get_mut(perm(ci * 8 + j)) {
+                *o = q as i8;
+            }
+        }
+    }
+    let base = v.len() - tail.len();
+    for (j, &x) in tail.iter().enumerate() {
+        let q = crate::exec::quant::quantize(x, s, qmax);
+        sum += q;
+        if let Some(o) = out.get_mut(perm(base + j)) {
+            *o = q as i8;
+        }
+    }
+    sum
+}

@@ -10,19 +10,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-npu_venv
-npu_llama_venv
-scripts/fetch-models.sh all >/dev/null
+# Each step's wall time, so a slow CI run says where the time went (CI's budget is 40 min).
+step() {
+  local t0=$SECONDS
+  echo "== test.sh: $*"
+  "$@"
+  echo "== test.sh: $1 took $((SECONDS - t0)) s"
+}
+step npu_venv
+step npu_llama_venv
+step scripts/fetch-models.sh all >/dev/null
 export NPU_REQUIRE_MODELS=1
 
-cargo build --release --workspace --all-targets
+step cargo build --release --workspace --all-targets
 # The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.
-cargo build --release -p npu-runtime
-cargo test --release --workspace
+step cargo build --release -p npu-runtime
+step cargo test --release --workspace
 # The NEON kernels of the fast CPU backend, bit-exact under qemu-aarch64 (~5 min).
-scripts/test-aarch64.sh
-scripts/check-repro.sh
+step scripts/test-aarch64.sh
+step scripts/check-repro.sh
 # Bare-metal images under QEMU (installs qemu-system-arm and the rustup targets itself): each
 # one's tokens must equal `npu run`'s for the same model, scheme and prompt.
-firmware-examples/run.sh
-"$NPU_PYTHON" -m pytest -q tests/
+step firmware-examples/run.sh
+step "$NPU_PYTHON" -m pytest -q tests/

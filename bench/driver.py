@@ -57,16 +57,19 @@ def run_json(cmd: list[str]) -> dict:
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds from exec to exit, and peak RSS in bytes (wait4's ru_maxrss, KiB on Linux)."""
+    """Wall seconds from exec to exit, and peak RSS in bytes. The RSS comes from GNU time's %M:
+    a child forked from this Python process would report at least this process's RSS (Linux
+    carries the pre-exec high-water mark into ru_maxrss), so the child is forked by `time`."""
+    rss_file = Path(os.environ.get("TMPDIR", "/tmp")) / f".bench-rss-{os.getpid()}"
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = p.stdout.read()
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL)
     dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0 or not out.strip():
+    if p.returncode != 0 or not p.stdout.strip():
         raise SystemExit(f"bench: {' '.join(cmd)} failed ({p.returncode})")
-    return dt, ru.ru_maxrss * 1024
+    rss_kib = int(rss_file.read_text().split()[-1])
+    rss_file.unlink()
+    return dt, rss_kib * 1024
 
 
 def quantize(llama_bin: Path, f16: Path, cache: Path, stem: str) -> dict[str, Path]:
@@ -192,6 +195,9 @@ def main() -> None:
             for s in SCHEMES:
                 v = f"{m}_{tgt}_{s}"
                 b = str(a.bench_bin / v)
+                if not Path(b).exists():
+                    log(f"{v}: no binary in {a.bench_bin}, skipped")
+                    continue
                 info = run_json([b, "info"])
                 if info["kv_bytes_per_position"] != kv_pos:
                     raise SystemExit(f"bench: {v}: KV bytes per position {info['kv_bytes_per_position']} != {kv_pos}")

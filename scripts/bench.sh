@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+[ -x /usr/bin/time ] || apt-get install -y -q time >/dev/null   # peak RSS of each startup run
 npu_venv
 npu_llama_venv
 scripts/fetch-models.sh all >/dev/null

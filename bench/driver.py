@@ -168,6 +168,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--startup-reps", type=int, default=5)
     ap.add_argument("--eval-chunks", type=int, default=0, help="0: skip the quality section")
+    ap.add_argument("--eval-only", action="store_true", help="only the quality section (needs --eval-chunks)")
     ap.add_argument("--llama-from", type=Path, help="take llama.cpp's figures from this earlier --out file")
     a = ap.parse_args()
     prev = json.loads(a.llama_from.read_text())["models"] if a.llama_from else {}
@@ -181,7 +182,7 @@ def main() -> None:
         "bandwidth": {},
         "models": {},
     }
-    for t in threads:
+    for t in [] if a.eval_only else threads:
         res["bandwidth"][str(t)] = bandwidth(a.bench_bin, t)
         log(f"read bandwidth, {t} thread(s): {res['bandwidth'][str(t)] / 1e9:.2f} GB/s")
     for m in a.models.split(","):
@@ -190,6 +191,11 @@ def main() -> None:
         files = quantize(a.llama_bin, f16, a.cache, stem)
         mr: dict = {"title": title, "ours": {}, "llama": {}}
         res["models"][m] = mr
+        if a.eval_only:
+            mr["kv_bytes_per_position"] = kv_bytes_per_position(f16)
+            evaluate(a, m, f16, files, mr)
+            a.out.write_text(json.dumps(res, indent=1))
+            continue
         kv_pos = kv_bytes_per_position(f16)
         for tgt in targets:
             for s in SCHEMES:

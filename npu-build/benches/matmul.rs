@@ -4,7 +4,12 @@
 //! (each kernel set this CPU runs, 1 and 2 threads).
 //!
 //! `cargo bench -p npu-build --bench matmul` (env `NPU_BENCH_QUICK=1`: cpu and rk3588, fewer
-//! repetitions). Prints numbers; asserts nothing about speed. The fast backend's output is
+//! repetitions; `NPU_BENCH_LAYERS=L`: L copies of the layer, each its own blob, run one after
+//! the other, so that with L = 40 (≈ 180 MB of int8) the weights stream from DRAM as in a
+//! whole-model decode step instead of staying in the last-level cache). Filters:
+//! `NPU_BENCH_TARGET`, `NPU_BENCH_SCHEME`, `NPU_BENCH_THREADS` (1 or 2) keep one value;
+//! `NPU_BENCH_NO_REFERENCE=1` checks against the single-threaded fast backend instead of the
+//! (slow) reference executor and skips the portable kernels. Prints numbers; asserts nothing about speed. The fast backend's output is
 //! checked against the reference's bits here too, so a fast-but-wrong kernel cannot report.
 //! Wall-clock minimum over repetitions: other processes on a shared machine inflate it.
 
@@ -52,22 +57,40 @@ fn main() {
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
     let targets: &[&str] = if quick { &["cpu", "rk3588"] } else { &["cpu", "rk3588", "rk3566"] };
     let reps = if quick { 5 } else { 20 };
-    println!("one SmolLM2 layer (7 matmuls); GB/s = packed weight bytes / wall time; MB = weight bytes");
+    let layers: usize = std::env::var("NPU_BENCH_LAYERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    println!("{layers} SmolLM2 layer(s) (7 matmuls each); GB/s = packed weight bytes / wall time; MB = weight bytes");
     for &target in targets {
+        if std::env::var("NPU_BENCH_TARGET").is_ok_and(|o| o != target) {
+            continue;
+        }
         let t = Target::by_name(target).unwrap();
         for scheme in Scheme::ALL {
+            if std::env::var("NPU_BENCH_SCHEME").is_ok_and(|o| o != scheme.name()) {
+                continue;
+            }
             if t.scheme_spec(scheme).is_err() {
                 continue;
             }
             let p = pack(&src, &PackOptions { target: t, scheme, threads: 2 }).unwrap();
             let descs = p.descs();
-            let ws: Vec<PackedWeight<'_>> = descs.iter().map(|d| PackedWeight::new(d, &p.blob).unwrap()).collect();
-            let bytes: u64 = descs.iter().flat_map(|d| d.shards.iter().map(|s| s.data.len)).sum();
+            let blobs: Vec<Vec<u8>> = (0..layers).map(|_| p.blob.to_vec()).collect();
+            let ws: Vec<PackedWeight<'_>> =
+                blobs.iter().flat_map(|b| descs.iter().map(move |d| PackedWeight::new(d, b).unwrap())).collect();
+            let xs: Vec<Vec<f32>> = (0..layers).flat_map(|_| xs.iter().cloned()).collect();
+            let bytes: u64 = layers as u64 * descs.iter().flat_map(|d| d.shards.iter().map(|s| s.data.len)).sum::<u64>();
             let gbs = |s: f64| bytes as f64 / s / 1e9;
-            let (t_ref, want) = time_layer(&mut CpuReference, &ws, &xs, 1, if quick { 1 } else { 3 });
+            let (t_ref, want) = if std::env::var("NPU_BENCH_NO_REFERENCE").is_ok() {
+                let (t, o) = time_layer(&mut CpuFast::new(), &ws, &xs, 1, 1);
+                (t, o)
+            } else {
+                time_layer(&mut CpuReference, &ws, &xs, 1, if quick { 1 } else { 3 })
+            };
             let mut line = format!("{target:7} {:14} {:5.2} MB  reference {:6.2} GB/s |", scheme.name(), bytes as f64 / 1e6, gbs(t_ref));
-            for &isa in &isas {
+            for &isa in isas.iter().filter(|i| std::env::var("NPU_BENCH_NO_REFERENCE").is_err() || **i != Isa::Portable) {
                 for threads in [1, 2] {
+                    if std::env::var("NPU_BENCH_THREADS").is_ok_and(|o| o != threads.to_string()) {
+                        continue;
+                    }
                     let mut b = CpuFast::with_isa(isa).unwrap().with_threads(threads).unwrap();
                     let (t1, got) = time_layer(&mut b, &ws, &xs, 1, reps);
                     let same = got.iter().zip(&want).all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));

@@ -1,4 +1,5 @@
-//! aarch64 Advanced SIMD kernels (the RK3588's Cortex-A76/A55), four output channels per call.
+//! aarch64 Advanced SIMD kernels (the RK3588's Cortex-A76/A55), eight int or four fp16 output
+//! channels per call.
 //!
 //! - int8: `smull`/`smull2` (i8·i8 → i16 is exact: |128·127| < 2^15) and `sadalp` into i32.
 //! - int4: nibbles sign-extended with shifts (`shl #4` then `sshr #4` for even k, `sshr #4`
@@ -6,7 +7,7 @@
 //!   `sadalp` into i32.
 //! - fp16: `fcvtl`/`fcvtl2` (base Advanced SIMD, exact; issued through `asm!` because Rust's
 //!   f16 vector types are not stable) into four 4-lane accumulators = the reference's 16
-//!   lanes, separate `fmul` and `fadd`, folded as [`crate::exec::f16_fold`].
+//!   lanes, separate `fmul` and `fadd`; the caller folds them ([`crate::exec::f16_fold`]).
 //!
 //! The dot-product extension (`sdot`) would halve the integer work; its intrinsics are not
 //! stable Rust yet, and decode is bound by memory bandwidth on the A76 anyway.
@@ -16,15 +17,15 @@
 use super::Walk;
 use core::arch::aarch64::*;
 
-/// `Σ a·w` of four int8 channels.
+/// Adds `Σ a·w` of eight int8 channels to `st` (lanes 0..3 of each channel).
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn i8x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4] {
+pub unsafe fn i8x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
-    let mut acc = [vdupq_n_s32(0); 4];
+    let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
     for r in 0..walk.n_runs {
         let off = r * walk.stride;
         let k0 = r * walk.run;
@@ -32,7 +33,7 @@ pub unsafe fn i8x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4]
         while j < walk.run {
             let a0 = vld1q_s8(ap.add(k0 + j));
             let a1 = vld1q_s8(ap.add(k0 + j + 16));
-            for c in 0..4 {
+            for c in 0..8 {
                 let p = wp.add(base[c] + off + j);
                 let w0 = vld1q_s8(p);
                 let w1 = vld1q_s8(p.add(16));
@@ -44,18 +45,21 @@ pub unsafe fn i8x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4]
             j += 32;
         }
     }
-    [vaddvq_s32(acc[0]), vaddvq_s32(acc[1]), vaddvq_s32(acc[2]), vaddvq_s32(acc[3])]
+    for c in 0..8 {
+        vst1q_s32(st[c].as_mut_ptr(), acc[c]);
+    }
 }
 
-/// `Σ a·w` of four int4 channels (activation in [even | odd] order per 32-chunk).
+/// Adds `Σ a·w` of eight int4 channels (activation in [even | odd] order per 32-chunk) to
+/// `st` (lanes 0..3 of each channel).
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn i4x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4] {
+pub unsafe fn i4x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
-    let mut acc = [vdupq_n_s32(0); 4];
+    let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
     for r in 0..walk.n_runs {
         let off = r * walk.stride;
         let k0 = r * walk.run;
@@ -63,7 +67,7 @@ pub unsafe fn i4x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4]
         while j < walk.run {
             let ae = vld1q_s8(ap.add(k0 + j));
             let ao = vld1q_s8(ap.add(k0 + j + 16));
-            for c in 0..4 {
+            for c in 0..8 {
                 let b = vld1q_s8(wp.add(base[c] + off + j / 2));
                 let lo = vshrq_n_s8::<4>(vshlq_n_s8::<4>(b));
                 let hi = vshrq_n_s8::<4>(b);
@@ -75,7 +79,9 @@ pub unsafe fn i4x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4]
             j += 32;
         }
     }
-    [vaddvq_s32(acc[0]), vaddvq_s32(acc[1]), vaddvq_s32(acc[2]), vaddvq_s32(acc[3])]
+    for c in 0..8 {
+        vst1q_s32(st[c].as_mut_ptr(), acc[c]);
+    }
 }
 
 /// Eight f16 (little-endian bytes at `p`) → two f32x4, exactly.
@@ -95,36 +101,29 @@ unsafe fn cvt8(p: *const u8) -> (float32x4_t, float32x4_t) {
     (lo, hi)
 }
 
-#[inline(always)]
-unsafe fn fold(l: [float32x4_t; 4]) -> f32 {
-    let t0 = vaddq_f32(l[0], l[2]); // l_j + l_{j+8}, j = 0..3
-    let t1 = vaddq_f32(l[1], l[3]); // j = 4..7
-    let u = vaddq_f32(t0, t1); // + l_{j+4}
-    let v = vaddq_f32(u, vextq_f32::<2>(u, u)); // + l_{j+2}
-    vgetq_lane_f32::<0>(v) + vgetq_lane_f32::<1>(v) // + l_{j+1}
-}
-
-/// Four fp16 channels in the reference's 16-lane order.
+/// Four fp16 channels in the reference's 16-lane order, continuing from and returning to
+/// `lanes` (see the AVX2 kernel); the caller folds.
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4] {
+pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32], lanes: &mut [[f32; 16]; 4]) {
     let wp = w.as_ptr();
     let ap = a.as_ptr();
     let z = vdupq_n_f32(0.0);
     let mut acc = [[z; 4]; 4];
+    for c in 0..4 {
+        for q in 0..4 {
+            acc[c][q] = vld1q_f32(lanes[c].as_ptr().add(4 * q));
+        }
+    }
     for r in 0..walk.n_runs {
         let off = r * walk.stride;
         let k0 = r * walk.run;
         let mut j = 0;
         while j < walk.run {
-            let av = [
-                vld1q_f32(ap.add(k0 + j)),
-                vld1q_f32(ap.add(k0 + j + 4)),
-                vld1q_f32(ap.add(k0 + j + 8)),
-                vld1q_f32(ap.add(k0 + j + 12)),
-            ];
+            let av =
+                [vld1q_f32(ap.add(k0 + j)), vld1q_f32(ap.add(k0 + j + 4)), vld1q_f32(ap.add(k0 + j + 8)), vld1q_f32(ap.add(k0 + j + 12))];
             for c in 0..4 {
                 let p = wp.add(base[c] + off + 2 * j);
                 let (w0, w1) = cvt8(p);
@@ -137,5 +136,9 @@ pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 
             j += 16;
         }
     }
-    [fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3])]
+    for c in 0..4 {
+        for q in 0..4 {
+            vst1q_f32(lanes[c].as_mut_ptr().add(4 * q), acc[c][q]);
+        }
+    }
 }

@@ -14,10 +14,18 @@
 //! **No unpacking, no cache, no allocation per call.** Kernels walk each output channel's
 //! weights where the packer put them: a channel of a shard is `n_runs` contiguous runs of
 //! `k_run` elements (`Layout::k_run`: the K tile of RKNPU layouts, the whole segment in
-//! row-major), a fixed stride apart ([`Walk`]). Prepared activations (i8 codes, per-segment
-//! scales and code sums, or f16-rounded f32) go into the caller's scratch
+//! row-major), a fixed stride apart ([`Walk`]). Prepared activations (i8 codes and per-segment
+//! scales, or f16-rounded f32) go into the caller's scratch
 //! ([`crate::backend::Backend::scratch_len`]); with more scratch than one row needs, rows are
 //! prepared in blocks and every weight block is read once per block of rows (prefill).
+//!
+//! **Walk order = memory order.** Decode streams every weight byte once, so the kernels read
+//! the blob front to back. A kernel call takes a `Span`: the channels of one N tile (native
+//! layouts, where the tile's channels interleave inside every K tile) or of a run of rows
+//! (row-major), in groups of eight (int; one activation load feeds eight accumulators) or four
+//! (fp16). The groups take turns over `RUN_CHUNK` (8) K tiles, so together they read whole K
+//! tiles in order, and each load prefetches what the next turn reads. Integer partial sums
+//! stay in vector form between turns (`IntState`) and are reduced once per segment.
 //!
 //! **ISA dispatch.** [`Isa::detect`] picks, at run time, the best kernel set this CPU runs:
 //! AVX2+F16C on x86/x86-64 (`is_x86_feature_detected!` with `std`; without `std`, CPUID and
@@ -36,13 +44,13 @@
 //! Files: `portable.rs` (every target; also the checked fallbacks), `x86_avx2.rs`,
 //! `aarch64_neon.rs`, `pool.rs`.
 
-mod portable;
-#[cfg(feature = "std")]
-mod pool;
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-mod x86_avx2;
 #[cfg(target_arch = "aarch64")]
 mod aarch64_neon;
+#[cfg(feature = "std")]
+mod pool;
+mod portable;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+mod x86_avx2;
 
 use crate::backend::{Backend, PackedWeight};
 use crate::error::Error;
@@ -233,8 +241,8 @@ fn scratch_parts(desc: &TensorDesc<'_>) -> (usize, usize) {
     let kp = g.k_pad as usize;
     match desc.pipeline {
         Some(Pipeline::F16F16F32) => (kp, 0),
-        // codes (k_pad bytes) + per segment: scale, code sum; plus one f32 work row.
-        _ => (kp.div_ceil(4) + 2 * g.k_segs as usize, kp),
+        // codes (k_pad bytes) + one scale per segment; plus one f32 work row.
+        _ => (kp.div_ceil(4) + g.k_segs as usize, kp),
     }
 }
 
@@ -275,8 +283,6 @@ struct Prepared<'p> {
     row_bytes: usize,
     /// int: `[rows][k_segs]` activation scales.
     s_a: &'p [f32],
-    /// int: `[rows][k_segs]` sums of the codes (exact integers).
-    sums: &'p [f32],
 }
 
 /// A raw output pointer shared by the threads of one matmul; each writes disjoint elements.
@@ -305,6 +311,21 @@ pub const MAX_BLOCK_ROWS: usize = 16;
 
 /// Most output channels one thread accumulates at a time (its partial sums live on the stack).
 const CHUNK_MAX: usize = 64;
+
+/// Output channels per integer kernel call: eight accumulators share each activation load
+/// (AVX2 has 16 vector registers, NEON 32). Divides every shipped N tile (8..64), so a group
+/// never straddles a tile and its channels are a constant stride apart.
+const INT_GROUP: usize = 8;
+/// Partial integer sums of one [`INT_GROUP`] of channels: channel `c`'s sum is the wrapping
+/// sum of `st[c]`'s eight lanes (each kernel set uses the lanes as its registers do). Integer
+/// sums are exact in any order, so the lane split never changes a result.
+pub(crate) type IntState = [[i32; 8]; INT_GROUP];
+
+/// Output channels per fp16 kernel call (two 8-lane accumulators each).
+const F16_GROUP: usize = 4;
+/// K runs (tiles of the native layouts) per kernel call when a segment has several: the
+/// groups of one N tile take turns, so together they read `RUN_CHUNK` whole tiles in order.
+const RUN_CHUNK: usize = 8;
 
 /// Everything a thread needs for one block of rows.
 struct Block<'a> {
@@ -358,9 +379,9 @@ impl Block<'_> {
                     // Decode (one row) gets a small accumulator array: zeroing the batch-sized
                     // one for every range showed up in profiles.
                     if self.rows == 1 {
-                        self.channels::<CHUNK_MAX>(core, busy, n0 as usize, a, e);
+                        self.channels::<1>(core, busy, n0 as usize, a, e);
                     } else {
-                        self.channels::<{ CHUNK_MAX * MAX_BLOCK_ROWS }>(core, busy, n0 as usize, a, e);
+                        self.channels::<MAX_BLOCK_ROWS>(core, busy, n0 as usize, a, e);
                     }
                     a = e;
                 }
@@ -369,17 +390,27 @@ impl Block<'_> {
     }
 
     /// Channels `c0..c1` (≤ [`CHUNK_MAX`], all in core `core`'s shards) for every row of the
-    /// block: segments outer (shard, walk and bounds set up once per segment), groups of four
-    /// channels, rows inner; each output sums its segment partials in ascending order.
-    fn channels<const V: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
+    /// block (`R`: most rows). Segments outer (shard, walk, bounds and scales set up once per
+    /// segment). Inside a segment the channels go in spans of one N tile (row-major: one
+    /// group), and the span's groups of [`INT_GROUP`] / [`F16_GROUP`] channels take turns
+    /// over [`RUN_CHUNK`] K runs: in the native layouts a tile's channels interleave within
+    /// every K tile, so this reads each tile front to back instead of in one strided pass per
+    /// group. Each output sums its segment partials in ascending order.
+    fn channels<const R: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
         let g = self.desc.geom;
         let n = g.n as usize;
         let segs = g.k_segs as usize;
-        let rows = self.rows.min(V / CHUNK_MAX);
+        let rows = self.rows.min(R);
         let width = c1 - c0;
         // [row][channel] partial sums of this range.
-        let mut vals = [0f32; V];
+        let mut vals = [[0f32; CHUNK_MAX]; R];
+        // Per span: int partial sums [row][group]; fp16 lanes [group][channel] of one row.
+        let mut acc = [[[[0i32; 8]; INT_GROUP]; CHUNK_MAX / INT_GROUP]; R];
+        let mut lanes = [[[0f32; F16_CHUNK]; F16_GROUP]; CHUNK_MAX / F16_GROUP];
         let layout = self.desc.layout;
+        let int = self.p != Pipeline::F16F16F32;
+        let i4 = self.p == Pipeline::I4I4I16;
+        let group = if int { INT_GROUP } else { F16_GROUP };
         for seg in 0..segs {
             let sh = self.desc.shards.get(seg * busy + core);
             let Some((sh, bytes)) = sh.and_then(|sh| Some((sh, self.desc.shard_bytes(self.blob, sh).ok()?))) else {
@@ -390,7 +421,8 @@ impl Block<'_> {
             let k0 = sh.k0 as usize;
             let run = layout.k_run(kl).max(1);
             let n_runs = kl / run;
-            let stride = if n_runs > 1 { layout.byte_offset(run, c0 - n0, kl, n_len) - layout.byte_offset(0, c0 - n0, kl, n_len) } else { 0 };
+            let stride =
+                if n_runs > 1 { layout.byte_offset(run, c0 - n0, kl, n_len) - layout.byte_offset(0, c0 - n0, kl, n_len) } else { 0 };
             let walk = Walk { run, n_runs, stride };
             let last = (n_runs.max(1) - 1) * stride + run * layout.elem().bits() / 8;
             // Channel offsets grow with n in every layout: the last channel bounds them all.
@@ -399,7 +431,6 @@ impl Block<'_> {
                 self.bad.store(true, Ordering::Relaxed);
                 return;
             }
-            let int = self.p != Pipeline::F16F16F32;
             // This segment's scales for the range, read once.
             let scales = if int {
                 let at = self.desc.scales.offset as usize + 4 * (seg * g.n_pad as usize + c0);
@@ -413,124 +444,248 @@ impl Block<'_> {
             } else {
                 &[]
             };
+            // Bytes from one channel's first byte to the next one's inside an N tile (the
+            // whole layout for row-major).
+            let cs = layout.byte_offset(0, 1, kl, n_len.max(2)) - layout.byte_offset(0, 0, kl, n_len.max(2));
+            let (tile, rch) = match layout {
+                Layout::Tiled { n_tile, .. } if n_runs > 1 => ((n_tile as usize).max(1), RUN_CHUNK),
+                _ => (CHUNK_MAX, n_runs.max(1)),
+            };
+            // Prefetch distance: the same lines one run chunk later (tiled), or the next
+            // group's rows (row-major, where a group's rows are one contiguous block).
+            let ahead = if n_runs > 1 { rch * stride } else { group * cs };
             let mut c = c0;
             while c < c1 {
-                let cnt = (c1 - c).min(4);
-                let mut base = [0usize; 4];
-                for (i, bs) in base.iter_mut().enumerate() {
-                    *bs = layout.byte_offset(0, c + i.min(cnt - 1) - n0, kl, n_len);
+                let mut span_end = (n0 + ((c - n0) / tile + 1) * tile).min(c1);
+                let first = layout.byte_offset(0, c - n0, kl, n_len);
+                // Offsets grow by at least `cs` per channel, so first-to-last equal to
+                // (cnt − 1)·cs means every step is `cs` (true of every shipped layout inside
+                // a tile); otherwise, one channel at a time.
+                if layout.byte_offset(0, span_end - 1 - n0, kl, n_len) - first != (span_end - 1 - c) * cs {
+                    span_end = c + 1;
                 }
-                let col = c - c0;
-                if !int {
-                    let kp = g.k_pad as usize;
-                    for r in 0..rows {
-                        let a = &self.prep.f[r * kp + k0..r * kp + k0 + kl];
-                        let part = f16x4(self.isa, bytes, base, walk, a);
-                        let v = &mut vals[r * CHUNK_MAX + col..r * CHUNK_MAX + col + cnt];
-                        for (v, p) in v.iter_mut().zip(part) {
-                            *v += p;
+                let sp = Span { first, cs, cnt: span_end - c, walk, rch, ahead };
+                let ngroups = sp.cnt.div_ceil(group);
+                let col0 = c - c0;
+                if int {
+                    let checked_all = if i4 { 49 * kl > I16_MAX } else { kl > I8_SAFE_K };
+                    let check = i4 && 56 * kl > I16_MAX;
+                    let rb = self.prep.row_bytes;
+                    let mut failed = if checked_all { u32::MAX } else { 0 };
+                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let st = &mut acc[..ngroups];
+                        st.fill([[0; 8]; INT_GROUP]);
+                        if !checked_all {
+                            let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
+                            failed |= int_span(self.isa, i4, check, bytes, &sp, a, st);
                         }
                     }
-                } else {
-                    let mut s_w = [0f32; 4];
-                    for (i, s) in s_w.iter_mut().enumerate().take(cnt) {
-                        let b = &scales[4 * (col + i)..4 * (col + i) + 4];
-                        *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    }
-                    let i4 = self.p == Pipeline::I4I4I16;
-                    // int4: whether the SIMD sum is the reference's i16 result (see i4_safe).
-                    let fast = !i4 || i4_safe(bytes, base, walk);
-                    let rb = self.prep.row_bytes;
-                    for r in 0..rows {
-                        let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
-                        let s_a = self.prep.s_a[r * segs + seg];
-                        let acc = if !i4 {
-                            i8x4(self.isa, bytes, base, walk, a)
-                        } else if fast {
-                            i4x4(self.isa, bytes, base, walk, a, self.prep.sums[r * segs + seg] as i32).map(Some)
-                        } else {
-                            base.map(|b| portable::i4_checked(bytes, b, walk, a).map(i32::from))
-                        };
-                        let v = &mut vals[r * CHUNK_MAX + col..r * CHUNK_MAX + col + cnt];
-                        for (i, v) in v.iter_mut().enumerate() {
-                            match acc[i] {
-                                Some(q) => *v += q as f32 * s_a * s_w[i],
-                                None => {
-                                    let key = (self.row0 + r) * segs + seg;
-                                    self.err.fetch_min(key, Ordering::Relaxed);
-                                }
+                    #[allow(clippy::needless_range_loop)] // gi indexes acc[r], scales and the failure mask alike
+                    for gi in 0..ngroups {
+                        let col = col0 + gi * group;
+                        let cnt = (sp.cnt - gi * group).min(group);
+                        let bad = failed >> gi & 1 == 1;
+                        let mut s_w = [0f32; INT_GROUP];
+                        for (i, s) in s_w.iter_mut().enumerate().take(cnt) {
+                            let b = &scales[4 * (col + i)..4 * (col + i) + 4];
+                            *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        }
+                        for r in 0..rows {
+                            let s_a = self.prep.s_a[r * segs + seg];
+                            let sums = if bad { [0; INT_GROUP] } else { reduce(self.isa, &acc[r][gi]) };
+                            let v = &mut vals[r][col..col + cnt];
+                            for (i, v) in v.iter_mut().enumerate() {
+                                // Elementwise as the reference: `y += (acc · s_a) · s_w`.
+                                let q = if bad {
+                                    let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
+                                    match int_checked(i4, bytes, sp.base(gi * group + i), walk, a) {
+                                        Some(q) => q,
+                                        None => {
+                                            self.err.fetch_min((self.row0 + r) * segs + seg, Ordering::Relaxed);
+                                            continue;
+                                        }
+                                    }
+                                } else {
+                                    sums[i]
+                                };
+                                *v += q as f32 * s_a * s_w[i];
                             }
                         }
                     }
+                } else {
+                    let kp = g.k_pad as usize;
+                    for (r, vals) in vals.iter_mut().enumerate().take(rows) {
+                        let lanes = &mut lanes[..ngroups];
+                        lanes.fill([[0.0; F16_CHUNK]; F16_GROUP]);
+                        f16_span(self.isa, bytes, &sp, &self.prep.f[r * kp + k0..r * kp + k0 + kl], lanes);
+                        for (i, v) in vals[col0..col0 + sp.cnt].iter_mut().enumerate() {
+                            *v += exec::f16_fold(lanes[i / F16_GROUP][i % F16_GROUP]);
+                        }
+                    }
                 }
-                c += cnt;
+                c = span_end;
             }
         }
-        for r in 0..rows {
-            for (i, &v) in vals[r * CHUNK_MAX..r * CHUNK_MAX + width].iter().enumerate() {
+        for (r, vals) in vals.iter().enumerate().take(rows) {
+            for (i, &v) in vals[..width].iter().enumerate() {
                 self.y.set((self.row0 + r) * n + c0 + i, v);
             }
         }
     }
 }
 
-/// Whether an int4 segment's SIMD sum equals the reference's checked i16 sum for these
-/// channels: codes are in [−7, 7] (activations) and [−8, 7] (weights), so no prefix can reach
-/// 2^15 when 56·K ≤ 32 767, or 49·K ≤ 32 767 when no weight is −8. Otherwise the reference's
-/// own checked loop runs (hand-built descriptors only; the packer caps int4 segments at 640).
-fn i4_safe(w: &[u8], base: [usize; 4], walk: Walk) -> bool {
-    let kl = walk.run * walk.n_runs;
-    56 * kl <= i16::MAX as usize
-        || (49 * kl <= i16::MAX as usize && !base.iter().any(|&b| portable::i4_has_min(w, b, walk)))
-}
+/// i16::MAX, as the bound of int4 partial sums.
+const I16_MAX: usize = i16::MAX as usize;
+/// Longest int8 segment whose sum cannot leave i32 in any order: |Σ| ≤ 127·128·K.
+const I8_SAFE_K: usize = (i32::MAX / (127 * 128)) as usize;
 
-/// Four int8 channels; `None` where the reference reports an overflow.
-#[inline]
-fn i8x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [Option<i32>; 4] {
-    let kl = walk.run * walk.n_runs;
-    // |Σ| ≤ 127·128·K: below i32::MAX nothing can overflow, in any order.
-    if kl > (i32::MAX / (127 * 128)) as usize {
-        return base.map(|b| portable::i8_checked(w, b, walk, a));
+/// One channel's integer sum by the reference's own checked loop (`None` where it reports
+/// an overflow): segments too long for the exactness arguments of the SIMD kernels.
+fn int_checked(i4: bool, w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<i32> {
+    if i4 {
+        portable::i4_checked(w, base, walk, a).map(i32::from)
+    } else {
+        portable::i8_checked(w, base, walk, a)
     }
-    let r = match isa {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: Isa::Avx2 is only constructed when available; walks checked by the caller.
-        Isa::Avx2 => unsafe { x86_avx2::i8x4(w, base, walk, a) },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: NEON is architectural on aarch64; walks checked by the caller.
-        Isa::Neon => unsafe { aarch64_neon::i8x4(w, base, walk, a) },
-        _ => base.map(|b| portable::i8_dot(w, b, walk, a)),
-    };
-    r.map(Some)
 }
 
-/// Four int4 channels, exact `Σ a·w` (the caller checked [`i4_safe`]).
+/// Channel sums of an [`IntState`].
 #[inline]
-fn i4x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[i8], asum: i32) -> [i32; 4] {
-    match isa {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: as in i8x4.
-        Isa::Avx2 => unsafe { x86_avx2::i4x4(w, base, walk, a, asum) },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: as in i8x4.
-        Isa::Neon => unsafe { aarch64_neon::i4x4(w, base, walk, a) },
-        _ => {
-            let _ = asum;
-            base.map(|b| portable::i4_dot(w, b, walk, a))
+fn reduce(isa: Isa, st: &IntState) -> [i32; INT_GROUP] {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    if isa == Isa::Avx2 {
+        // SAFETY: Isa::Avx2 is only constructed when available.
+        return unsafe { x86_avx2::reduce(st) };
+    }
+    let _ = isa;
+    st.map(|l| l.iter().fold(0i32, |s, &v| s.wrapping_add(v)))
+}
+
+/// Channels `0..cnt` of one segment whose first bytes are `cs` apart (one N tile of a native
+/// layout, or a run of row-major rows), walked in groups that take turns over `rch` K runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    /// Byte offset of channel 0 in the shard.
+    pub first: usize,
+    /// Bytes from one channel to the next.
+    pub cs: usize,
+    /// Channels in the span (≥ 1).
+    pub cnt: usize,
+    /// Each channel's walk over the segment.
+    pub walk: Walk,
+    /// K runs per turn.
+    pub rch: usize,
+    /// Prefetch distance in bytes (a hint; the aarch64 kernels rely on the hardware's).
+    #[cfg_attr(not(any(target_arch = "x86", target_arch = "x86_64")), allow(dead_code))]
+    pub ahead: usize,
+}
+
+impl Span {
+    /// First byte of channel `i`; channels past the span repeat the last one (full groups).
+    #[inline(always)]
+    pub fn base(&self, i: usize) -> usize {
+        self.first + i.min(self.cnt - 1) * self.cs
+    }
+
+    /// The bases of group `g` of `N` channels, moved on by `r0` runs.
+    #[inline(always)]
+    pub fn group<const N: usize>(&self, g: usize, r0: usize) -> [usize; N] {
+        core::array::from_fn(|c| self.base(g * N + c) + r0 * self.walk.stride)
+    }
+
+    /// Calls `f(group, bases, walk of the turn, first K element of the turn)` in walk order:
+    /// run chunks outer, groups inner (the kernel sets without a fused loop use this).
+    #[inline(always)]
+    fn for_each<const N: usize>(&self, mut f: impl FnMut(usize, [usize; N], Walk, usize)) {
+        let w = self.walk;
+        let mut r0 = 0;
+        while r0 < w.n_runs {
+            let nr = self.rch.min(w.n_runs - r0);
+            for g in 0..self.cnt.div_ceil(N) {
+                f(g, self.group::<N>(g, r0), Walk { n_runs: nr, ..w }, r0 * w.run);
+            }
+            r0 += nr;
         }
     }
 }
 
-#[inline]
-fn f16x4(isa: Isa, w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4] {
+/// Adds every channel's exact integer sum over the span to `st` (one [`IntState`] per group
+/// of [`INT_GROUP`]). Returns a bit mask of the groups whose sums may not be the reference's
+/// and must be redone by its checked loop.
+///
+/// int8: the caller ruled out i32 overflow (`K ≤` [`I8_SAFE_K`]), so any order is exact.
+/// int4: codes are in [−7, 7] (activations) and [−8, 7] (weights), so no i16 prefix of the
+/// reference's sum can overflow when 56·K ≤ 32 767, or when 49·K ≤ 32 767 and no weight is −8:
+/// then any order gives its value. The caller sends longer segments to the checked loop; with
+/// `check` (K in 586..=668) a group holding a −8 weight is reported (found inside the kernel,
+/// no extra pass). The packer's grid is [−7, 7] and it caps int4 segments at 640, so packed
+/// models never leave the SIMD path; hand-built blobs can.
+fn int_span(isa: Isa, i4: bool, check: bool, w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
     match isa {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: as in i8x4.
-        Isa::Avx2 => unsafe { x86_avx2::f16x4(w, base, walk, a) },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: as in i8x4.
-        Isa::Neon => unsafe { aarch64_neon::f16x4(w, base, walk, a) },
-        _ => base.map(|b| portable::f16_dot(w, b, walk, a)),
+        // SAFETY: Isa::Avx2 is only constructed when available; the caller checked every walk
+        // of the span against the shard and `a` is the segment's activation.
+        Isa::Avx2 => unsafe {
+            match (i4, check) {
+                (false, _) => {
+                    x86_avx2::i8_span(w, sp, a, st);
+                    0
+                }
+                (true, false) => x86_avx2::i4_span::<false>(w, sp, a, st),
+                (true, true) => x86_avx2::i4_span::<true>(w, sp, a, st),
+            }
+        },
+        _ => {
+            let mut failed = 0u32;
+            sp.for_each::<INT_GROUP>(|g, base, walk, k| {
+                let a = &a[k..];
+                let st = &mut st[g];
+                if i4 && check && failed >> g & 1 == 0 && base.iter().any(|&b| portable::i4_has_min(w, b, walk)) {
+                    failed |= 1 << g;
+                }
+                match isa {
+                    #[cfg(target_arch = "aarch64")]
+                    // SAFETY: NEON is architectural on aarch64; walks checked by the caller.
+                    Isa::Neon => unsafe {
+                        if i4 {
+                            aarch64_neon::i4x8(w, base, walk, a, st)
+                        } else {
+                            aarch64_neon::i8x8(w, base, walk, a, st)
+                        }
+                    },
+                    _ => {
+                        for (s, b) in st.iter_mut().zip(base) {
+                            let v = if i4 { portable::i4_dot(w, b, walk, a) } else { portable::i8_dot(w, b, walk, a) };
+                            s[0] = s[0].wrapping_add(v);
+                        }
+                    }
+                }
+            });
+            failed
+        }
+    }
+}
+
+/// Every channel's fp16 dot over the span, continuing its 16 lanes in `lanes` (one entry per
+/// group of [`F16_GROUP`]).
+fn f16_span(isa: Isa, w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; F16_CHUNK]; F16_GROUP]]) {
+    match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: as in int_span.
+        Isa::Avx2 => unsafe { x86_avx2::f16_span(w, sp, a, lanes) },
+        _ => sp.for_each::<F16_GROUP>(|g, base, walk, k| {
+            let a = &a[k..];
+            match isa {
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: as in int_span.
+                Isa::Neon => unsafe { aarch64_neon::f16x4(w, base, walk, a, &mut lanes[g]) },
+                _ => {
+                    for (b, l) in base.iter().zip(lanes[g].iter_mut()) {
+                        portable::f16_lanes(w, *b, walk, a, l);
+                    }
+                }
+            }
+        }),
     }
 }
 
@@ -576,13 +731,12 @@ fn prepare<'s>(isa: Isa, desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: us
             }
             buf.iter_mut().for_each(|v| *v = quant::to_f16_and_back(*v));
         }
-        return Prepared { f, q: &[], row_bytes: 0, s_a: &[], sums: &[] };
+        return Prepared { f, q: &[], row_bytes: 0, s_a: &[] };
     }
     let qmax = p.qmax();
     let cpr = kp.div_ceil(4);
     let (qf, rest) = scratch.split_at_mut(rows * cpr);
     let (s_a, rest) = rest.split_at_mut(rows * segs);
-    let (sums, rest) = rest.split_at_mut(rows * segs);
     let work = &mut rest[..kp];
     let q = as_i8(qf);
     let row_bytes = cpr * 4;
@@ -599,12 +753,10 @@ fn prepare<'s>(isa: Isa, desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: us
             let a = &work[k0..k0 + kl];
             let dst = &mut qrow[k0..k0 + kl];
             let i4 = p == Pipeline::I4I4I16;
-            let (s, sum) = quantize_segment(isa, a, qmax, dst, i4);
-            s_a[row * segs + seg] = s;
-            sums[row * segs + seg] = sum as f32;
+            s_a[row * segs + seg] = quantize_segment(isa, a, qmax, dst, i4).0;
         }
     }
-    Prepared { f: &[], q, row_bytes, s_a, sums }
+    Prepared { f: &[], q, row_bytes, s_a }
 }
 
 /// Below this many multiply-adds a matmul stays on the calling thread (waking workers costs
@@ -704,7 +856,13 @@ mod tests {
                             4 => ulp((code + 0.5) * unit, -1),
                             5 => -0.0,
                             6 => f32::NAN,
-                            7 if with_inf => if r & 256 == 0 { f32::INFINITY } else { f32::NEG_INFINITY },
+                            7 if with_inf => {
+                                if r & 256 == 0 {
+                                    f32::INFINITY
+                                } else {
+                                    f32::NEG_INFINITY
+                                }
+                            }
                             _ => ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * qmax as f32 * unit,
                         }
                     });

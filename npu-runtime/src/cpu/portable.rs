@@ -3,7 +3,7 @@
 //! order), and the SIMD files must agree with them bit for bit.
 
 use super::{Walk, ACT_CHUNK};
-use crate::exec::{f16_fold, F16_LANES};
+use crate::exec::F16_LANES;
 
 /// Byte `i` of `w` (the driver checked every walk against the shard's length).
 #[inline(always)]
@@ -44,7 +44,9 @@ pub fn i4_dot(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> i32 {
         for c in 0..walk.run / ACT_CHUNK {
             let ws = off + c * half;
             let at = k0 + c * ACT_CHUNK;
-            let Some(ac) = a.get(at..at + ACT_CHUNK) else { return 0 };
+            let Some(ac) = a.get(at..at + ACT_CHUNK) else {
+                return 0;
+            };
             let mut s = 0i32;
             for j in 0..half {
                 let (lo, hi) = crate::exec::nibbles(b(w, ws + j));
@@ -96,9 +98,9 @@ pub fn i4_has_min(w: &[u8], base: usize, walk: Walk) -> bool {
     })
 }
 
-/// One fp16 channel in the reference's 16-lane order.
-pub fn f16_dot(w: &[u8], base: usize, walk: Walk, a: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; F16_LANES];
+/// One fp16 channel in the reference's 16-lane order, continuing the partial sums `lanes`
+/// (the run length is a multiple of 16, so lane `k % 16` is the same in any sub-walk).
+pub fn f16_lanes(w: &[u8], base: usize, walk: Walk, a: &[f32], lanes: &mut [f32; F16_LANES]) {
     for r in 0..walk.n_runs {
         let off = base + r * walk.stride;
         let k0 = r * walk.run;
@@ -108,5 +110,4 @@ pub fn f16_dot(w: &[u8], base: usize, walk: Walk, a: &[f32]) -> f32 {
             lanes[k % F16_LANES] += a.get(k).copied().unwrap_or(0.0) * h.to_f32();
         }
     }
-    f16_fold(lanes)
 }

@@ -1,4 +1,5 @@
-//! AVX2 (+F16C) kernels, four output channels per call sharing one activation load.
+//! AVX2 (+F16C) kernels: eight int or four fp16 output channels per call sharing each
+//! activation load.
 //!
 //! - int8: `vpmaddubsw(|w|, sign(a, w))` is exact: |w| ≤ 128 and |a| ≤ 127, so a pair sum
 //!   is at most 2·128·127 = 32 512 and never saturates; `vpmaddwd` by ones widens to i32.
@@ -6,10 +7,12 @@
 //! - int4: the nibbles of 16 bytes split into [even k | odd k] (the activation is stored in
 //!   that order, [`super::portable::i4_perm`]) as unsigned `u = nibble ^ 8 = w + 8 ∈ [0, 15]`;
 //!   `vpmaddubsw(u, a)` cannot saturate (2·15·7) and `Σ u·a − 8·Σ a = Σ w·a`, with `Σ a`
-//!   computed once per activation segment.
+//!   computed once per activation segment. Two channels' 16-byte runs fill one register.
 //! - fp16: `vcvtph2ps` is exact; lanes 0..7 and 8..15 of the reference's 16-lane order are two
-//!   ymm accumulators, multiply and add are separate instructions (no FMA), and the fold
-//!   (`lo + hi`, then 128-bit halves, then 64, then 32) is the reference's [`crate::exec::f16_fold`].
+//!   ymm accumulators, multiply and add are separate instructions (no FMA); the lanes go back
+//!   to the caller, which folds them with the reference's own [`crate::exec::f16_fold`].
+//! - Every kernel prefetches the line `ahead` bytes past each weight it loads: the driver
+//!   picks the distance so that the hint lands on what the next call will read.
 //!
 //! Safety: every function requires AVX2 and F16C (checked by the dispatcher) and in-bounds
 //! walks: `base[c] + (n_runs − 1)·stride + run bytes ≤ w.len()` and the activation at least
@@ -20,112 +23,216 @@ use core::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use super::Walk;
+use super::{IntState, Span};
+
+/// Lane `i` of the result is the sum of the eight lanes of `v[i]` (wrapping, i.e. exact
+/// when the caller ruled out overflow): two rounds of `vphaddd` and one cross-lane add.
+#[inline(always)]
+unsafe fn hsum8(v: &[__m256i; 8]) -> __m256i {
+    let s01 = _mm256_hadd_epi32(v[0], v[1]);
+    let s23 = _mm256_hadd_epi32(v[2], v[3]);
+    let s45 = _mm256_hadd_epi32(v[4], v[5]);
+    let s67 = _mm256_hadd_epi32(v[6], v[7]);
+    // Per 128-bit half: [Σv0, Σv1, Σv2, Σv3] over that half's lanes.
+    let t0 = _mm256_hadd_epi32(s01, s23);
+    let t1 = _mm256_hadd_epi32(s45, s67);
+    let lo = _mm256_permute2x128_si256::<0x20>(t0, t1);
+    let hi = _mm256_permute2x128_si256::<0x31>(t0, t1);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Asks for the line at `p` ahead of use (a hint: never faults, any address).
+#[inline(always)]
+unsafe fn prefetch(p: *const u8) {
+    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+}
 
 #[inline(always)]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
+unsafe fn store8(v: __m256i) -> [i32; 8] {
+    let mut out = [0i32; 8];
+    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v);
+    out
 }
 
-/// `Σ a·w` of four int8 channels.
-///
-/// # Safety
-/// The CPU runs the enabled features; every walk is in bounds (module docs).
-#[target_feature(enable = "avx2")]
-pub unsafe fn i8x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8]) -> [i32; 4] {
-    let wp = w.as_ptr();
-    let ap = a.as_ptr();
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_si256(); 4];
-    for r in 0..walk.n_runs {
-        let off = r * walk.stride;
-        let k0 = r * walk.run;
-        let mut j = 0;
-        while j < walk.run {
-            let av = _mm256_loadu_si256(ap.add(k0 + j) as *const __m256i);
-            for c in 0..4 {
-                let wv = _mm256_loadu_si256(wp.add(base[c] + off + j) as *const __m256i);
-                let p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
-                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(p, ones));
-            }
-            j += 32;
-        }
+/// Loads the eight partial-sum vectors of an [`IntState`].
+#[inline(always)]
+unsafe fn load_state(st: &IntState) -> [__m256i; 8] {
+    core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i))
+}
+
+#[inline(always)]
+unsafe fn store_state(st: &mut IntState, acc: &[__m256i; 8]) {
+    for c in 0..8 {
+        _mm256_storeu_si256(st[c].as_mut_ptr() as *mut __m256i, acc[c]);
     }
-    [hsum_i32(acc[0]), hsum_i32(acc[1]), hsum_i32(acc[2]), hsum_i32(acc[3])]
 }
 
-/// `Σ a·w` of four int4 channels; `asum = Σ a` over the same activation.
+/// Channel sums of an [`IntState`] (lane sums; exact, see the driver).
+///
+/// # Safety
+/// The CPU runs AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn reduce(st: &IntState) -> [i32; 8] {
+    store8(hsum8(&load_state(st)))
+}
+
+/// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight; one
+/// activation load feeds a group). `a`: the segment's activation codes.
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
-pub unsafe fn i4x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[i8], asum: i32) -> [i32; 4] {
-    let wp = w.as_ptr();
-    let ap = a.as_ptr();
+pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     let ones = _mm256_set1_epi16(1);
+    let walk = sp.walk;
+    let mut r0 = 0;
+    while r0 < walk.n_runs {
+        let nr = sp.rch.min(walk.n_runs - r0);
+        for (g, st) in st.iter_mut().enumerate().take(sp.cnt.div_ceil(8)) {
+            let p = sp.group::<8>(g, r0).map(|b| w.as_ptr().add(b));
+            let ap = a.as_ptr().add(r0 * walk.run);
+            let mut acc = load_state(st);
+            for r in 0..nr {
+                let off = r * walk.stride;
+                let k0 = r * walk.run;
+                let mut j = 0;
+                while j < walk.run {
+                    let av = _mm256_loadu_si256(ap.add(k0 + j) as *const __m256i);
+                    for c in 0..8 {
+                        prefetch(p[c].wrapping_add(off + j + sp.ahead));
+                        let wv = _mm256_loadu_si256(p[c].add(off + j) as *const __m256i);
+                        let q = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+                        acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(q, ones));
+                    }
+                    j += 32;
+                }
+            }
+            store_state(st, &acc);
+        }
+        r0 += nr;
+    }
+}
+
+/// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight). Two
+/// channels share a register (16 bytes = 32 nibbles each, one per 128-bit half) against the
+/// activation's [even | odd] halves broadcast to both; `Σ a` for the `−8·Σ a` correction is
+/// summed here too (`vpmaddubsw` by ones, exact). With `CHECK`, returns the mask of groups
+/// holding a −8 weight code (their states are then unspecified): only the reference's checked
+/// loop knows whether its i16 sum overflowed (driver docs).
+///
+/// # Safety
+/// The CPU runs the enabled features; every walk is in bounds (module docs).
+#[target_feature(enable = "avx2")]
+pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+    let ones = _mm256_set1_epi16(1);
+    let ones8 = _mm256_set1_epi8(1);
     let low = _mm256_set1_epi8(0x0f);
     let eight = _mm256_set1_epi8(0x08);
-    let mut acc = [_mm256_setzero_si256(); 4];
-    for r in 0..walk.n_runs {
-        let off = r * walk.stride;
-        let k0 = r * walk.run;
-        let mut j = 0;
-        while j < walk.run {
-            let av = _mm256_loadu_si256(ap.add(k0 + j) as *const __m256i);
-            for c in 0..4 {
-                let b = _mm_loadu_si128(wp.add(base[c] + off + j / 2) as *const __m128i);
-                let v = _mm256_set_m128i(_mm_srli_epi16::<4>(b), b);
-                let u = _mm256_xor_si256(_mm256_and_si256(v, low), eight);
-                let p = _mm256_maddubs_epi16(u, av);
-                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(p, ones));
+    let walk = sp.walk;
+    let mut failed = 0u32;
+    let mut r0 = 0;
+    while r0 < walk.n_runs {
+        let nr = sp.rch.min(walk.n_runs - r0);
+        for (g, st) in st.iter_mut().enumerate().take(sp.cnt.div_ceil(8)) {
+            let p = sp.group::<8>(g, r0).map(|b| w.as_ptr().add(b));
+            let ap = a.as_ptr().add(r0 * walk.run);
+            let mut acc = [_mm256_setzero_si256(); 4];
+            let mut asum = _mm256_setzero_si256();
+            let mut umin = _mm256_set1_epi8(-1);
+            for r in 0..nr {
+                let off = r * walk.stride;
+                let k0 = r * walk.run;
+                let mut j = 0;
+                while j < walk.run {
+                    let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j) as *const __m128i));
+                    let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j + 16) as *const __m128i));
+                    // [even | odd] of one 32-chunk: each code once.
+                    let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
+                    asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
+                    for c in 0..4 {
+                        let (q0, q1) = (p[2 * c].add(off + j / 2), p[2 * c + 1].add(off + j / 2));
+                        prefetch(q0.wrapping_add(sp.ahead));
+                        prefetch(q1.wrapping_add(sp.ahead));
+                        let b = _mm256_loadu2_m128i(q1 as *const __m128i, q0 as *const __m128i);
+                        // u = nibble ^ 8 = w + 8 ∈ [0, 15]; a pair of products is at most
+                        // 2·15·7, so the even and odd sums add in i16 without saturating.
+                        let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
+                        let uo = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(b), low), eight);
+                        if CHECK {
+                            umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
+                        }
+                        let s = _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
+                        acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s, ones));
+                    }
+                    j += 32;
+                }
             }
-            j += 32;
+            if CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0 {
+                failed |= 1 << g;
+            }
+            // acc[c] holds channel 2c in its low half and 2c+1 in its high half: each goes into
+            // the low half of its channel's state, less 8·Σa (folded to four lanes as well).
+            let a4 = _mm_add_epi32(_mm256_castsi256_si128(asum), _mm256_extracti128_si256::<1>(asum));
+            let corr = _mm_slli_epi32::<3>(a4);
+            for c in 0..4 {
+                let halves = [_mm256_castsi256_si128(acc[c]), _mm256_extracti128_si256::<1>(acc[c])];
+                for (h, v) in halves.into_iter().enumerate() {
+                    let dst = st[2 * c + h].as_mut_ptr() as *mut __m128i;
+                    _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), _mm_sub_epi32(v, corr)));
+                }
+            }
         }
+        r0 += nr;
     }
-    let corr = 8 * asum;
-    [hsum_i32(acc[0]) - corr, hsum_i32(acc[1]) - corr, hsum_i32(acc[2]) - corr, hsum_i32(acc[3]) - corr]
+    failed
 }
 
-#[inline(always)]
-unsafe fn fold(lo: __m256, hi: __m256) -> f32 {
-    let t = _mm256_add_ps(lo, hi); // l_j + l_{j+8}
-    let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t)); // + l_{j+4}
-    let v = _mm_add_ps(u, _mm_movehl_ps(u, u)); // + l_{j+2}
-    let s = _mm_add_ss(v, _mm_shuffle_ps::<0b01_01_01_01>(v, v)); // + l_{j+1}
-    _mm_cvtss_f32(s)
-}
-
-/// Four fp16 channels in the reference's 16-lane order.
+/// Every channel's fp16 dot over the span in the reference's 16-lane order, continuing from
+/// and returning to `lanes` (per group of four, each channel's 16 partial sums: lanes 0..7
+/// and 8..15 are its two accumulators); the caller folds ([`crate::exec::f16_fold`]).
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2,f16c")]
-pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32]) -> [f32; 4] {
-    let wp = w.as_ptr();
-    let ap = a.as_ptr();
-    let mut lo = [_mm256_setzero_ps(); 4];
-    let mut hi = [_mm256_setzero_ps(); 4];
-    for r in 0..walk.n_runs {
-        let off = r * walk.stride;
-        let k0 = r * walk.run;
-        let mut j = 0;
-        while j < walk.run {
-            let a0 = _mm256_loadu_ps(ap.add(k0 + j));
-            let a1 = _mm256_loadu_ps(ap.add(k0 + j + 8));
+pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
+    let walk = sp.walk;
+    let mut r0 = 0;
+    while r0 < walk.n_runs {
+        let nr = sp.rch.min(walk.n_runs - r0);
+        for (g, lanes) in lanes.iter_mut().enumerate().take(sp.cnt.div_ceil(4)) {
+            let p = sp.group::<4>(g, r0).map(|b| w.as_ptr().add(b));
+            let ap = a.as_ptr().add(r0 * walk.run);
+            let mut lo = [_mm256_setzero_ps(); 4];
+            let mut hi = [_mm256_setzero_ps(); 4];
             for c in 0..4 {
-                let p = wp.add(base[c] + off + 2 * j);
-                let w0 = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-                let w1 = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16) as *const __m128i));
-                lo[c] = _mm256_add_ps(lo[c], _mm256_mul_ps(a0, w0));
-                hi[c] = _mm256_add_ps(hi[c], _mm256_mul_ps(a1, w1));
+                lo[c] = _mm256_loadu_ps(lanes[c].as_ptr());
+                hi[c] = _mm256_loadu_ps(lanes[c].as_ptr().add(8));
             }
-            j += 16;
+            for r in 0..nr {
+                let off = r * walk.stride;
+                let k0 = r * walk.run;
+                let mut j = 0;
+                while j < walk.run {
+                    let a0 = _mm256_loadu_ps(ap.add(k0 + j));
+                    let a1 = _mm256_loadu_ps(ap.add(k0 + j + 8));
+                    for c in 0..4 {
+                        let q = p[c].add(off + 2 * j);
+                        prefetch(q.wrapping_add(sp.ahead));
+                        let w0 = _mm256_cvtph_ps(_mm_loadu_si128(q as *const __m128i));
+                        let w1 = _mm256_cvtph_ps(_mm_loadu_si128(q.add(16) as *const __m128i));
+                        lo[c] = _mm256_add_ps(lo[c], _mm256_mul_ps(a0, w0));
+                        hi[c] = _mm256_add_ps(hi[c], _mm256_mul_ps(a1, w1));
+                    }
+                    j += 16;
+                }
+            }
+            for c in 0..4 {
+                _mm256_storeu_ps(lanes[c].as_mut_ptr(), lo[c]);
+                _mm256_storeu_ps(lanes[c].as_mut_ptr().add(8), hi[c]);
+            }
         }
+        r0 += nr;
     }
-    [fold(lo[0], hi[0]), fold(lo[1], hi[1]), fold(lo[2], hi[2]), fold(lo[3], hi[3])]
 }
 
 /// Largest |v| of a slice, NaN ignored: [`crate::exec::quant::absmax`] exactly (`max` of

@@ -110,7 +110,9 @@ fn run(name: &str, model: &'static Model<'static>, args: &[String]) -> Result<St
 }
 
 fn session<'s>(model: &'static Model<'static>, threads: usize, arena: &'s mut Vec<u8>) -> Result<Session<'static, 's, impl Backend>, String> {
-    arena.resize(arena_bytes(&model.config, model.config.context_len), 0);
+    // Zeroed allocation (calloc): the OS maps the pages when first used, so a short run only
+    // touches the KV cache positions it fills (resize would write all of it, ~24 MB here).
+    *arena = vec![0u8; arena_bytes(&model.config, model.config.context_len)];
     Session::new(*model, backend(threads)?, arena).map_err(|e| e.to_string())
 }
 

@@ -23,7 +23,7 @@ use core::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use super::{IntState, Span};
+use super::{IntState, Span, MAX_GROUPS};
 
 /// Lane `i` of the result is the sum of the eight lanes of `v[i]` (wrapping, i.e. exact
 /// when the caller ruled out overflow): two rounds of `vphaddd` and one cross-lane add.
@@ -76,6 +76,16 @@ pub unsafe fn reduce(st: &IntState) -> [i32; 8] {
     store8(hsum8(&load_state(st)))
 }
 
+/// Byte offsets of every group's eight channels (channels past the span repeat its last).
+#[inline(always)]
+fn group_bases<const N: usize>(sp: &Span) -> [[usize; N]; MAX_GROUPS] {
+    let mut b = [[0; N]; MAX_GROUPS];
+    for (g, b) in b.iter_mut().enumerate().take(sp.cnt.div_ceil(N)) {
+        *b = sp.group::<N>(g, 0);
+    }
+    b
+}
+
 /// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight; one
 /// activation load feeds a group). `a`: the segment's activation codes.
 ///
@@ -85,12 +95,14 @@ pub unsafe fn reduce(st: &IntState) -> [i32; 8] {
 pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     let ones = _mm256_set1_epi16(1);
     let walk = sp.walk;
+    let bases = group_bases::<8>(sp);
     let mut r0 = 0;
     while r0 < walk.n_runs {
         let nr = sp.rch.min(walk.n_runs - r0);
-        for (g, st) in st.iter_mut().enumerate().take(sp.cnt.div_ceil(8)) {
-            let p = sp.group::<8>(g, r0).map(|b| w.as_ptr().add(b));
-            let ap = a.as_ptr().add(r0 * walk.run);
+        let ap = a.as_ptr().add(r0 * walk.run);
+        let off0 = r0 * walk.stride;
+        for (st, bs) in st.iter_mut().zip(&bases).take(sp.cnt.div_ceil(8)) {
+            let p = bs.map(|b| w.as_ptr().add(b + off0));
             let mut acc = load_state(st);
             for r in 0..nr {
                 let off = r * walk.stride;
@@ -113,12 +125,14 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     }
 }
 
-/// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight). Two
-/// channels share a register (16 bytes = 32 nibbles each, one per 128-bit half) against the
-/// activation's [even | odd] halves broadcast to both; `Σ a` for the `−8·Σ a` correction is
-/// summed here too (`vpmaddubsw` by ones, exact). With `CHECK`, returns the mask of groups
-/// holding a −8 weight code (their states are then unspecified): only the reference's checked
-/// loop knows whether its i16 sum overflowed (driver docs).
+/// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight, in this
+/// kernel's own form: `st[c]` for c < 4 holds channels 2c (low half) and 2c+1 (high half),
+/// `st[4]` the activation's Σa lanes; [`reduce_i4`] turns it into sums). Two channels share a
+/// register (16 bytes = 32 nibbles each) against the activation's [even | odd] halves
+/// broadcast to both; `vpmaddubsw` by ones sums the codes for the `−8·Σ a` correction,
+/// exactly. With `CHECK`, returns the mask of groups holding a −8 weight code (their states
+/// are then unspecified): only the reference's checked loop knows whether its i16 sum
+/// overflowed (driver docs).
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
@@ -129,15 +143,17 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
     let low = _mm256_set1_epi8(0x0f);
     let eight = _mm256_set1_epi8(0x08);
     let walk = sp.walk;
+    let bases = group_bases::<8>(sp);
     let mut failed = 0u32;
     let mut r0 = 0;
     while r0 < walk.n_runs {
         let nr = sp.rch.min(walk.n_runs - r0);
-        for (g, st) in st.iter_mut().enumerate().take(sp.cnt.div_ceil(8)) {
-            let p = sp.group::<8>(g, r0).map(|b| w.as_ptr().add(b));
-            let ap = a.as_ptr().add(r0 * walk.run);
-            let mut acc = [_mm256_setzero_si256(); 4];
-            let mut asum = _mm256_setzero_si256();
+        let ap = a.as_ptr().add(r0 * walk.run);
+        let off0 = r0 * walk.stride;
+        for (g, (st, bs)) in st.iter_mut().zip(&bases).enumerate().take(sp.cnt.div_ceil(8)) {
+            let p = bs.map(|b| w.as_ptr().add(b + off0));
+            let mut acc: [__m256i; 4] = core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i));
+            let mut asum = _mm256_loadu_si256(st[4].as_ptr() as *const __m256i);
             let mut umin = _mm256_set1_epi8(-1);
             for r in 0..nr {
                 let off = r * walk.stride;
@@ -170,21 +186,28 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
             if CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0 {
                 failed |= 1 << g;
             }
-            // acc[c] holds channel 2c in its low half and 2c+1 in its high half: each goes into
-            // the low half of its channel's state, less 8·Σa (folded to four lanes as well).
-            let a4 = _mm_add_epi32(_mm256_castsi256_si128(asum), _mm256_extracti128_si256::<1>(asum));
-            let corr = _mm_slli_epi32::<3>(a4);
             for c in 0..4 {
-                let halves = [_mm256_castsi256_si128(acc[c]), _mm256_extracti128_si256::<1>(acc[c])];
-                for (h, v) in halves.into_iter().enumerate() {
-                    let dst = st[2 * c + h].as_mut_ptr() as *mut __m128i;
-                    _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), _mm_sub_epi32(v, corr)));
-                }
+                _mm256_storeu_si256(st[c].as_mut_ptr() as *mut __m256i, acc[c]);
             }
+            _mm256_storeu_si256(st[4].as_mut_ptr() as *mut __m256i, asum);
         }
         r0 += nr;
     }
     failed
+}
+
+/// Channel sums of an [`i4_span`] state: two rounds of `vphaddd` give
+/// [Σ0, Σ2, Σ4, Σ6 | Σ1, Σ3, Σ5, Σ7], interleaved back into channel order, less 8·Σa.
+///
+/// # Safety
+/// The CPU runs AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn reduce_i4(st: &IntState) -> [i32; 8] {
+    let v = load_state(st);
+    let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    let t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let asum = hsum8(&[v[4]; 8]);
+    store8(_mm256_sub_epi32(t, _mm256_slli_epi32::<3>(asum)))
 }
 
 /// Every channel's fp16 dot over the span in the reference's 16-lane order, continuing from
@@ -196,12 +219,14 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
     let walk = sp.walk;
+    let bases = group_bases::<4>(sp);
     let mut r0 = 0;
     while r0 < walk.n_runs {
         let nr = sp.rch.min(walk.n_runs - r0);
-        for (g, lanes) in lanes.iter_mut().enumerate().take(sp.cnt.div_ceil(4)) {
-            let p = sp.group::<4>(g, r0).map(|b| w.as_ptr().add(b));
-            let ap = a.as_ptr().add(r0 * walk.run);
+        let ap = a.as_ptr().add(r0 * walk.run);
+        let off0 = r0 * walk.stride;
+        for (lanes, bs) in lanes.iter_mut().zip(&bases).take(sp.cnt.div_ceil(4)) {
+            let p = bs.map(|b| w.as_ptr().add(b + off0));
             let mut lo = [_mm256_setzero_ps(); 4];
             let mut hi = [_mm256_setzero_ps(); 4];
             for c in 0..4 {

@@ -240,6 +240,34 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits | sign)
 }
 
+/// Lanes of [`dot_f16`]'s partial sums: 8 f32 (two SSE or NEON registers, one AVX register).
+const DOT_LANES: usize = 8;
+
+/// `Σ q_d · k_d` over f16 `k`, in a fixed order that vectorizes on every target: lane
+/// `d % 8` sums its terms in ascending d, the lanes fold in halves (`l_j + l_{j+4}`, then
+/// `+ l_{j+2}`, `+ l_{j+1}`), and a head size that is not a multiple of 8 adds its last terms
+/// one by one. The same bits on every machine and kernel set; only the order differs from a
+/// plain ascending sum (llama.cpp's own attention uses yet another).
+#[inline(always)]
+fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+    let mut l = [0f32; DOT_LANES];
+    let (qc, kc) = (q.chunks_exact(DOT_LANES), k.chunks_exact(DOT_LANES));
+    let tail: f32 = qc.remainder().iter().zip(kc.remainder()).fold(0.0, |s, (&q, &k)| s + q * f16_to_f32(k));
+    for (qc, kc) in qc.zip(kc) {
+        for i in 0..DOT_LANES {
+            l[i] += qc[i] * f16_to_f32(kc[i]);
+        }
+    }
+    let mut h = DOT_LANES / 2;
+    while h > 0 {
+        for j in 0..h {
+            l[j] += l[j + h];
+        }
+        h /= 2;
+    }
+    l[0] + tail
+}
+
 fn silu(v: f32) -> f32 {
     v / (1.0 + libm::expf(-v))
 }
@@ -316,24 +344,10 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
                 let qh = &bufs.q[r * qd + h * hd..r * qd + (h + 1) * hd];
                 let att = &mut bufs.att[..upto];
                 let mut mx = f32::NEG_INFINITY;
-                // Scores 8 positions at a time: 8 independent ascending-d sums (the same
-                // operations per position as one at a time, without waiting on one add chain).
-                let kh = |t: usize| layer_k.get(t * kvd + kvh * hd..t * kvd + (kvh + 1) * hd).unwrap_or(&[]);
-                let mut t = 0;
-                while t < upto {
-                    let w = (upto - t).min(8);
-                    let mut dot = [0f32; 8];
-                    let rows: [&[u16]; 8] = core::array::from_fn(|j| kh(t + j.min(w - 1)));
-                    for (d, &qv) in qh.iter().enumerate() {
-                        for (acc, row) in dot.iter_mut().zip(&rows) {
-                            *acc += qv * f16_to_f32(row.get(d).copied().unwrap_or(0));
-                        }
-                    }
-                    for (a, &v) in att[t..t + w].iter_mut().zip(&dot) {
-                        *a = v * scale;
-                        mx = mx.max(*a);
-                    }
-                    t += w;
+                for (t, a) in att.iter_mut().enumerate() {
+                    let kt = layer_k.get(t * kvd + kvh * hd..t * kvd + (kvh + 1) * hd).unwrap_or(&[]);
+                    *a = dot_f16(qh, kt) * scale;
+                    mx = mx.max(*a);
                 }
                 let mut sum = 0f64;
                 for a in att.iter_mut() {

@@ -93,6 +93,9 @@ fn group_bases<const N: usize>(sp: &Span) -> [[usize; N]; MAX_GROUPS] {
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
 pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
+    if sp.walk.run == 32 && sp.cs == 32 && sp.rch == 1 {
+        return i8_tiles(w, sp, a, st);
+    }
     let ones = _mm256_set1_epi16(1);
     let walk = sp.walk;
     let bases = group_bases::<8>(sp);
@@ -138,6 +141,9 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
 pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+    if sp.walk.run == 32 && sp.cs == 16 && sp.rch == 1 {
+        return i4_tiles::<CHECK>(w, sp, a, st);
+    }
     let ones = _mm256_set1_epi16(1);
     let ones8 = _mm256_set1_epi8(1);
     let low = _mm256_set1_epi8(0x0f);
@@ -218,6 +224,9 @@ pub unsafe fn reduce_i4(st: &IntState) -> [i32; 8] {
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
+    if sp.walk.run == 32 && sp.cs == 64 && sp.rch == 1 {
+        return f16_tiles(w, sp, a, lanes);
+    }
     let walk = sp.walk;
     let bases = group_bases::<4>(sp);
     let mut r0 = 0;
@@ -257,6 +266,113 @@ pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 
             }
         }
         r0 += nr;
+    }
+}
+
+// The native layouts' common case, K tiles of 32 whose channels lie back to back (RKNPU int8
+// and int4 with k_tile 32, fp16 on RK3588): every K tile of the span is one contiguous block,
+// read front to back with each channel's partial sums in memory (L1) between tiles. Same
+// states as the general walks, so the same reductions apply.
+
+/// [`i8_span`] over contiguous 32-byte channel runs.
+#[inline(always)]
+unsafe fn i8_tiles(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
+    let ones = _mm256_set1_epi16(1);
+    // Channel ci's state is st[ci / 8][ci % 8]: 32 bytes at `acc + ci`.
+    let acc = st.as_mut_ptr() as *mut __m256i;
+    let base = w.as_ptr().add(sp.first);
+    for r in 0..sp.walk.n_runs {
+        let av = _mm256_loadu_si256(a.as_ptr().add(r * 32) as *const __m256i);
+        let tile = base.add(r * sp.walk.stride);
+        for ci in 0..sp.cnt {
+            let p = tile.add(ci * 32);
+            if ci % 2 == 0 {
+                prefetch(p.wrapping_add(sp.ahead));
+            }
+            let wv = _mm256_loadu_si256(p as *const __m256i);
+            let q = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones);
+            let s = acc.add(ci);
+            _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), q));
+        }
+    }
+}
+
+/// [`i4_span`] over contiguous 16-byte channel runs: one load is a channel pair. A span of odd
+/// length reads its last channel twice (never past the span).
+#[inline(always)]
+unsafe fn i4_tiles<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+    let ones = _mm256_set1_epi16(1);
+    let ones8 = _mm256_set1_epi8(1);
+    let low = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(0x08);
+    // Pair pi (channels 2pi, 2pi+1) accumulates in st[pi / 4][pi % 4].
+    let acc = st.as_mut_ptr() as *mut __m256i;
+    let slot = |pi: usize| (pi / 4) * 8 + pi % 4;
+    let base = w.as_ptr().add(sp.first);
+    let pairs = sp.cnt.div_ceil(2);
+    let mut asum = _mm256_setzero_si256();
+    let mut umin = _mm256_set1_epi8(-1);
+    for r in 0..sp.walk.n_runs {
+        let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32) as *const __m128i));
+        let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32 + 16) as *const __m128i));
+        let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
+        asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
+        let tile = base.add(r * sp.walk.stride);
+        for pi in 0..pairs {
+            let p0 = tile.add(pi * 32);
+            let p1 = if 2 * pi + 1 < sp.cnt { p0.add(16) } else { p0 };
+            prefetch(p0.wrapping_add(sp.ahead));
+            let b = _mm256_loadu2_m128i(p1 as *const __m128i, p0 as *const __m128i);
+            let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
+            let uo = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(b), low), eight);
+            if CHECK {
+                umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
+            }
+            let q = _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
+            let s = acc.add(slot(pi));
+            _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_madd_epi16(q, ones)));
+        }
+    }
+    let groups = sp.cnt.div_ceil(8);
+    for st in st.iter_mut().take(groups) {
+        let s = st[4].as_mut_ptr() as *mut __m256i;
+        _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), asum));
+    }
+    if CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0 {
+        // Which group holds the −8 is not tracked here: all go to the checked loop.
+        return if groups >= 32 { u32::MAX } else { (1u32 << groups) - 1 };
+    }
+    0
+}
+
+/// [`f16_span`] over contiguous 64-byte channel runs (32 f16): lanes 0..7 take k and k + 16,
+/// lanes 8..15 take k + 8 and k + 24, in that order, as the reference's 16-lane order.
+#[inline(always)]
+unsafe fn f16_tiles(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
+    // Channel ci's lanes are lanes[ci / 4][ci % 4]: 16 floats at `l + 16·ci`.
+    let l = lanes.as_mut_ptr() as *mut f32;
+    let base = w.as_ptr().add(sp.first);
+    for r in 0..sp.walk.n_runs {
+        let ap = a.as_ptr().add(r * 32);
+        let av = [_mm256_loadu_ps(ap), _mm256_loadu_ps(ap.add(8)), _mm256_loadu_ps(ap.add(16)), _mm256_loadu_ps(ap.add(24))];
+        let tile = base.add(r * sp.walk.stride);
+        for ci in 0..sp.cnt {
+            let p = tile.add(ci * 64);
+            prefetch(p.wrapping_add(sp.ahead));
+            let lc = l.add(16 * ci);
+            let mut lo = _mm256_loadu_ps(lc);
+            let mut hi = _mm256_loadu_ps(lc.add(8));
+            for (h, a) in av.iter().enumerate() {
+                let wv = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * h) as *const __m128i));
+                if h % 2 == 0 {
+                    lo = _mm256_add_ps(lo, _mm256_mul_ps(*a, wv));
+                } else {
+                    hi = _mm256_add_ps(hi, _mm256_mul_ps(*a, wv));
+                }
+            }
+            _mm256_storeu_ps(lc, lo);
+            _mm256_storeu_ps(lc.add(8), hi);
+        }
     }
 }
 

@@ -319,7 +319,7 @@ const INT_GROUP: usize = 8;
 /// Partial integer sums of one [`INT_GROUP`] of channels, in the form the kernel set keeps
 /// them between turns (zeroed to start): channel `c`'s sum is the wrapping sum of `st[c]`'s
 /// eight lanes, except for the AVX2 int4 kernel, which keeps its registers as they are
-/// (`x86_avx2::i4_span`). [`reduce`] knows both. Integer sums are exact in any order, so the
+/// (`x86_avx2::i4_span`). [`reduce_scale`] knows both. Integer sums are exact in any order, so the
 /// lane split never changes a result.
 pub(crate) type IntState = [[i32; 8]; INT_GROUP];
 
@@ -501,23 +501,20 @@ impl Block<'_> {
                         }
                         for r in 0..rows {
                             let s_a = self.prep.s_a[r * segs + seg];
-                            let sums = if bad { [0; INT_GROUP] } else { reduce(self.isa, i4, &acc[r][gi]) };
                             let v = &mut vals[r][col..col + cnt];
+                            if !bad {
+                                reduce_scale(self.isa, i4, &acc[r][gi], s_a, &s_w, v);
+                                continue;
+                            }
+                            let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
                             for (i, v) in v.iter_mut().enumerate() {
-                                // Elementwise as the reference: `y += (acc · s_a) · s_w`.
-                                let q = if bad {
-                                    let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
-                                    match int_checked(i4, bytes, sp.base(gi * group + i), walk, a) {
-                                        Some(q) => q,
-                                        None => {
-                                            self.err.fetch_min((self.row0 + r) * segs + seg, Ordering::Relaxed);
-                                            continue;
-                                        }
+                                match int_checked(i4, bytes, sp.base(gi * group + i), walk, a) {
+                                    // Elementwise as the reference: `y += (acc · s_a) · s_w`.
+                                    Some(q) => *v += q as f32 * s_a * s_w[i],
+                                    None => {
+                                        self.err.fetch_min((self.row0 + r) * segs + seg, Ordering::Relaxed);
                                     }
-                                } else {
-                                    sums[i]
-                                };
-                                *v += q as f32 * s_a * s_w[i];
+                                }
                             }
                         }
                     }
@@ -558,22 +555,20 @@ fn int_checked(i4: bool, w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<
     }
 }
 
-/// Channel sums of an [`IntState`] that [`int_span`] filled.
+/// Adds the channels of an [`IntState`] that [`int_span`] filled to `v` (≤ [`INT_GROUP`]) as
+/// the reference does, elementwise: `v += (Σ as f32 · s_a) · s_w`.
 #[inline]
-fn reduce(isa: Isa, i4: bool, st: &IntState) -> [i32; INT_GROUP] {
+fn reduce_scale(isa: Isa, i4: bool, st: &IntState, s_a: f32, s_w: &[f32; INT_GROUP], v: &mut [f32]) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     if isa == Isa::Avx2 {
         // SAFETY: Isa::Avx2 is only constructed when available.
-        return unsafe {
-            if i4 {
-                x86_avx2::reduce_i4(st)
-            } else {
-                x86_avx2::reduce(st)
-            }
-        };
+        return unsafe { x86_avx2::reduce_scale(st, i4, s_a, s_w, v) };
     }
     let _ = (isa, i4);
-    st.map(|l| l.iter().fold(0i32, |s, &v| s.wrapping_add(v)))
+    for (i, v) in v.iter_mut().enumerate() {
+        let q = st[i].iter().fold(0i32, |s, &l| s.wrapping_add(l));
+        *v += q as f32 * s_a * s_w[i];
+    }
 }
 
 /// Channels `0..cnt` of one segment whose first bytes are `cs` apart (one N tile of a native

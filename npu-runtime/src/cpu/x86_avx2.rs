@@ -47,13 +47,6 @@ unsafe fn prefetch(p: *const u8) {
     _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
 }
 
-#[inline(always)]
-unsafe fn store8(v: __m256i) -> [i32; 8] {
-    let mut out = [0i32; 8];
-    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v);
-    out
-}
-
 /// Loads the eight partial-sum vectors of an [`IntState`].
 #[inline(always)]
 unsafe fn load_state(st: &IntState) -> [__m256i; 8] {
@@ -67,13 +60,26 @@ unsafe fn store_state(st: &mut IntState, acc: &[__m256i; 8]) {
     }
 }
 
-/// Channel sums of an [`IntState`] (lane sums; exact, see the driver).
+/// Adds a group's channels to `v` (≤ 8 outputs): the sums of `st` (lane sums, or the int4
+/// kernel's own form), converted and scaled as the reference does, elementwise:
+/// `v += (Σ as f32 · s_a) · s_w` (`vcvtdq2ps` rounds to nearest like `as f32`; separate
+/// multiplies and add).
 ///
 /// # Safety
 /// The CPU runs AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn reduce(st: &IntState) -> [i32; 8] {
-    store8(hsum8(&load_state(st)))
+pub unsafe fn reduce_scale(st: &IntState, i4: bool, s_a: f32, s_w: &[f32; 8], v: &mut [f32]) {
+    let sums = if i4 { i4_sums(st) } else { hsum8(&load_state(st)) };
+    let t = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(s_a)), _mm256_loadu_ps(s_w.as_ptr()));
+    if v.len() == 8 {
+        _mm256_storeu_ps(v.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(v.as_ptr()), t));
+    } else {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), t);
+        for (v, t) in v.iter_mut().zip(lanes) {
+            *v += t;
+        }
+    }
 }
 
 /// Byte offsets of every group's eight channels (channels past the span repeat its last).
@@ -204,16 +210,13 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
 
 /// Channel sums of an [`i4_span`] state: two rounds of `vphaddd` give
 /// [Σ0, Σ2, Σ4, Σ6 | Σ1, Σ3, Σ5, Σ7], interleaved back into channel order, less 8·Σa.
-///
-/// # Safety
-/// The CPU runs AVX2.
-#[target_feature(enable = "avx2")]
-pub unsafe fn reduce_i4(st: &IntState) -> [i32; 8] {
+#[inline(always)]
+unsafe fn i4_sums(st: &IntState) -> __m256i {
     let v = load_state(st);
     let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     let t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     let asum = hsum8(&[v[4]; 8]);
-    store8(_mm256_sub_epi32(t, _mm256_slli_epi32::<3>(asum)))
+    _mm256_sub_epi32(t, _mm256_slli_epi32::<3>(asum))
 }
 
 /// Every channel's fp16 dot over the span in the reference's 16-lane order, continuing from

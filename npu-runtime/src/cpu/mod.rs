@@ -336,6 +336,7 @@ const RUN_CHUNK: usize = 1;
 const PREFETCH_AHEAD: usize = 4096;
 
 /// Most channel groups in one span.
+#[cfg_attr(not(any(target_arch = "x86", target_arch = "x86_64")), allow(dead_code))]
 pub(crate) const MAX_GROUPS: usize = CHUNK_MAX / F16_GROUP;
 
 /// Everything a thread needs for one block of rows.

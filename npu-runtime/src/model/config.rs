@@ -164,6 +164,10 @@ impl ModelConfig {
     pub const fn kv_dim(&self) -> usize {
         self.n_kv_heads as usize * self.head_dim as usize
     }
+    /// Query heads per key/value head (GQA group; 1 for a config `check` would refuse).
+    pub const fn gqa_group(&self) -> usize {
+        if self.n_kv_heads == 0 { 1 } else { max(self.n_heads as usize / self.n_kv_heads as usize, 1) }
+    }
     /// Whether `id` ends generation.
     pub const fn is_stop(&self, id: u32) -> bool {
         id == self.eos
@@ -260,14 +264,16 @@ impl ArenaPlan {
         let max_k = max(max(d, q), ff);
         let scratch = (b + 1) * (max_k.div_ceil(SCRATCH_K_ALIGN) * SCRATCH_K_ALIGN);
         // x, y: [b][d]; xb: [b][max(d, q)]; q: [b][q]; k, v: [b][kv]; hb, hb2: [b][ff];
-        // rope: [b][rope_dim] (cos, sin pairs); att: [ctx]; logits: [vocab]; scratch.
+        // rope: [b][rope_dim] (cos, sin pairs); att: [group][ctx] (the query heads of one KV
+        // head); kv_row: [head_dim]; logits: [vocab]; scratch.
         let f32_elems = b * d * 2
             + b * max(d, q)
             + b * q
             + b * kv * 2
             + b * ff * 2
             + b * c.rope_dim as usize
-            + ctx
+            + c.gqa_group() * ctx
+            + c.head_dim as usize
             + c.vocab as usize
             + scratch;
         ArenaPlan {
@@ -289,9 +295,9 @@ impl ArenaPlan {
 
 /// Exact bytes of the arena a session over `config` needs for a KV cache of `context_len`
 /// positions: f16 K and V caches (`2 · n_layers · context_len · kv_dim · 2` bytes),
-/// activations for [`MAX_BATCH`] rows, one row of logits, the attention scores of one head,
-/// the matmul scratch row, the token history and the sampler's candidate list, plus 3 bytes
-/// of alignment slack (any `&mut [u8]` works, no alignment required of the caller).
+/// activations for [`MAX_BATCH`] rows, one row of logits, the attention scores of the query
+/// heads that share one KV head and one cache row in f32, the matmul scratch row, the token
+/// history and the sampler's candidate list, plus 3 bytes of alignment slack (any `&mut [u8]` works, no alignment required of the caller).
 ///
 /// SmolLM2-135M at 2048 positions: 30·2048·192·2·2 B = 47 MB of KV cache + ~0.9 MB.
 ///
@@ -349,7 +355,8 @@ mod tests {
         const C: ModelConfig = ModelConfig::new(Arch::Llama, 30, 576, 9, 3, 64, 1536, 49152, 1e5, 1e-5, true, 2048, 2);
         const N: usize = arena_bytes(&C, 2048);
         let kv = 2 * 30 * 2048 * 192 * 2;
-        let f = 16 * 576 * 2 + 16 * 576 + 16 * 576 + 16 * 192 * 2 + 16 * 1536 * 2 + 16 * 64 + 2048 + 49152 + 17 * 1536;
+        // ... att: 3 query heads per KV head × 2048, kv_row: 64.
+        let f = 16 * 576 * 2 + 16 * 576 + 16 * 576 + 16 * 192 * 2 + 16 * 1536 * 2 + 16 * 64 + 3 * 2048 + 64 + 49152 + 17 * 1536;
         assert_eq!(N, 3 + kv + 4 * f + 4 * (2048 + 49152));
         assert_eq!(C.invalid(), None);
         let mut bad = C;

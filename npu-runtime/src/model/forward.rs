@@ -50,8 +50,10 @@ pub(crate) struct Bufs<'s> {
     hb2: &'s mut [f32],
     /// Rope `(cos, sin)` pairs `[B][rope_dim/2][2]`.
     rope: &'s mut [f32],
-    /// Attention scores of one (row, head) `[context]`.
+    /// Attention weights of the query heads sharing one KV head, for one row `[group][context]`.
     att: &'s mut [f32],
+    /// One K or V cache row of one KV head, as f32 `[head_dim]`.
+    kv_row: &'s mut [f32],
     /// Logits `[vocab]`.
     logits: &'s mut [f32],
     /// Matmul scratch `[round_up(max K, 64)]`.
@@ -102,7 +104,8 @@ impl<'s> Bufs<'s> {
             hb: take(&mut f, b * ff)?,
             hb2: take(&mut f, b * ff)?,
             rope: take(&mut f, b * c.rope_dim as usize)?,
-            att: take(&mut f, ctx)?,
+            att: take(&mut f, c.gqa_group() * ctx)?,
+            kv_row: take(&mut f, c.head_dim as usize)?,
             logits: take(&mut f, c.vocab as usize)?,
             scratch: take(&mut f, plan.scratch)?,
             tokens: take(&mut u, ctx)?,
@@ -240,22 +243,22 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits | sign)
 }
 
-/// Lanes of [`dot_f16`]'s partial sums: 8 f32 (two SSE or NEON registers, one AVX register).
+/// Lanes of [`dot`]'s partial sums: 8 f32 (two SSE or NEON registers, one AVX register).
 const DOT_LANES: usize = 8;
 
-/// `Σ q_d · k_d` over f16 `k`, in a fixed order that vectorizes on every target: lane
-/// `d % 8` sums its terms in ascending d, the lanes fold in halves (`l_j + l_{j+4}`, then
-/// `+ l_{j+2}`, `+ l_{j+1}`), and a head size that is not a multiple of 8 adds its last terms
-/// one by one. The same bits on every machine and kernel set; only the order differs from a
-/// plain ascending sum (llama.cpp's own attention uses yet another).
+/// `Σ q_d · k_d` in a fixed order that vectorizes on every target: lane `d % 8` sums its
+/// terms in ascending d, the lanes fold in halves (`l_j + l_{j+4}`, then `+ l_{j+2}`,
+/// `+ l_{j+1}`), and a head size that is not a multiple of 8 adds its last terms one by one.
+/// The same bits on every machine and kernel set; only the order differs from a plain
+/// ascending sum (llama.cpp's own attention uses yet another).
 #[inline(always)]
-fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+fn dot(q: &[f32], k: &[f32]) -> f32 {
     let mut l = [0f32; DOT_LANES];
     let (qc, kc) = (q.chunks_exact(DOT_LANES), k.chunks_exact(DOT_LANES));
-    let tail: f32 = qc.remainder().iter().zip(kc.remainder()).fold(0.0, |s, (&q, &k)| s + q * f16_to_f32(k));
+    let tail: f32 = qc.remainder().iter().zip(kc.remainder()).fold(0.0, |s, (&q, &k)| s + q * k);
     for (qc, kc) in qc.zip(kc) {
         for i in 0..DOT_LANES {
-            l[i] += qc[i] * f16_to_f32(kc[i]);
+            l[i] += qc[i] * kc[i];
         }
     }
     let mut h = DOT_LANES / 2;
@@ -337,31 +340,43 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
         }
         let layer_k = bufs.kc.get(l * ctx * kvd..(l + 1) * ctx * kvd).ok_or(reinterpret_err())?;
         let layer_v = bufs.vc.get(l * ctx * kvd..(l + 1) * ctx * kvd).ok_or(reinterpret_err())?;
+        // The query heads of one KV head go together: each cache row is converted from f16
+        // once and used by all of them (GQA: 3 heads per KV head in SmolLM2, 7 in Qwen2.5-0.5B).
+        // Per head the operations and their order are those of one head at a time.
         for r in 0..n {
             let upto = p0 + r + 1; // causal: positions 0..=p0+r
-            for h in 0..c.n_heads as usize {
-                let kvh = h / group;
-                let qh = &bufs.q[r * qd + h * hd..r * qd + (h + 1) * hd];
-                let att = &mut bufs.att[..upto];
-                let mut mx = f32::NEG_INFINITY;
-                for (t, a) in att.iter_mut().enumerate() {
-                    let kt = layer_k.get(t * kvd + kvh * hd..t * kvd + (kvh + 1) * hd).unwrap_or(&[]);
-                    *a = dot_f16(qh, kt) * scale;
-                    mx = mx.max(*a);
+            for kvh in 0..c.n_kv_heads as usize {
+                let h0 = kvh * group;
+                let row = &mut bufs.kv_row[..hd];
+                fn cache_row(cache: &[u16], at: usize, hd: usize) -> &[u16] {
+                    cache.get(at..at + hd).unwrap_or(&[])
                 }
-                let mut sum = 0f64;
-                for a in att.iter_mut() {
-                    *a = libm::expf(*a - mx);
-                    sum += *a as f64;
+                for t in 0..upto {
+                    row.iter_mut().zip(cache_row(layer_k, t * kvd + kvh * hd, hd)).for_each(|(o, &b)| *o = f16_to_f32(b));
+                    for j in 0..group {
+                        let qh = &bufs.q[r * qd + (h0 + j) * hd..r * qd + (h0 + j + 1) * hd];
+                        bufs.att[j * ctx + t] = dot(qh, row) * scale;
+                    }
                 }
-                let inv = (1.0 / sum) as f32;
-                let out = &mut bufs.xb[r * qd + h * hd..r * qd + (h + 1) * hd];
-                out.fill(0.0);
-                for (t, &a) in att.iter().enumerate() {
-                    let w = a * inv;
-                    let vt = &layer_v[t * kvd + kvh * hd..t * kvd + (kvh + 1) * hd];
-                    for (o, &vb) in out.iter_mut().zip(vt) {
-                        *o += w * f16_to_f32(vb);
+                // Softmax per head; the weights replace the scores.
+                for j in 0..group {
+                    let att = &mut bufs.att[j * ctx..j * ctx + upto];
+                    let mx = att.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a));
+                    let mut sum = 0f64;
+                    for a in att.iter_mut() {
+                        *a = libm::expf(*a - mx);
+                        sum += *a as f64;
+                    }
+                    let inv = (1.0 / sum) as f32;
+                    att.iter_mut().for_each(|a| *a *= inv);
+                }
+                let outs = &mut bufs.xb[r * qd + h0 * hd..r * qd + (h0 + group) * hd];
+                outs.fill(0.0);
+                for t in 0..upto {
+                    row.iter_mut().zip(cache_row(layer_v, t * kvd + kvh * hd, hd)).for_each(|(o, &b)| *o = f16_to_f32(b));
+                    for (j, out) in outs.chunks_exact_mut(hd).enumerate() {
+                        let w = bufs.att[j * ctx + t];
+                        out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o += w * v);
                     }
                 }
             }

@@ -388,12 +388,16 @@ impl Block<'_> {
                 let (mut a, b) = (c0.max(n0 as usize), c1.min((n0 + nl) as usize));
                 while a < b {
                     let e = b.min(a + CHUNK_MAX);
-                    // Decode (one row) gets a small accumulator array: zeroing the batch-sized
-                    // one for every range showed up in profiles.
-                    if self.rows == 1 {
-                        self.channels::<1>(core, busy, n0 as usize, a, e);
-                    } else {
-                        self.channels::<MAX_BLOCK_ROWS>(core, busy, n0 as usize, a, e);
+                    // Stack arrays sized for the case at hand (decode: one row; integer or fp16
+                    // partial sums): zeroing bigger ones for every range showed up in profiles.
+                    const IG: usize = CHUNK_MAX / INT_GROUP;
+                    const FG: usize = CHUNK_MAX / F16_GROUP;
+                    let (n0, f16) = (n0 as usize, self.p == Pipeline::F16F16F32);
+                    match (self.rows == 1, f16) {
+                        (true, false) => self.channels::<1, IG, 0>(core, busy, n0, a, e),
+                        (true, true) => self.channels::<1, 0, FG>(core, busy, n0, a, e),
+                        (false, false) => self.channels::<MAX_BLOCK_ROWS, IG, 0>(core, busy, n0, a, e),
+                        (false, true) => self.channels::<MAX_BLOCK_ROWS, 0, FG>(core, busy, n0, a, e),
                     }
                     a = e;
                 }
@@ -408,7 +412,8 @@ impl Block<'_> {
     /// over [`RUN_CHUNK`] K runs: in the native layouts a tile's channels interleave within
     /// every K tile, so this reads each tile front to back instead of in one strided pass per
     /// group. Each output sums its segment partials in ascending order.
-    fn channels<const R: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
+    /// `IG` / `FG`: integer / fp16 group slots (the other is 0).
+    fn channels<const R: usize, const IG: usize, const FG: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
         let g = self.desc.geom;
         let n = g.n as usize;
         let segs = g.k_segs as usize;
@@ -417,8 +422,8 @@ impl Block<'_> {
         // [row][channel] partial sums of this range.
         let mut vals = [[0f32; CHUNK_MAX]; R];
         // Per span: int partial sums [row][group]; fp16 lanes [group][channel] of one row.
-        let mut acc = [[[[0i32; 8]; INT_GROUP]; CHUNK_MAX / INT_GROUP]; R];
-        let mut lanes = [[[0f32; F16_CHUNK]; F16_GROUP]; CHUNK_MAX / F16_GROUP];
+        let mut acc = [[[[0i32; 8]; INT_GROUP]; IG]; R];
+        let mut lanes = [[[0f32; F16_CHUNK]; F16_GROUP]; FG];
         let layout = self.desc.layout;
         let int = self.p != Pipeline::F16F16F32;
         let i4 = self.p == Pipeline::I4I4I16;
@@ -483,7 +488,10 @@ impl Block<'_> {
                     let rb = self.prep.row_bytes;
                     let mut failed = if checked_all { u32::MAX } else { 0 };
                     for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-                        let st = &mut acc[..ngroups];
+                        let Some(st) = acc.get_mut(..ngroups) else {
+                            self.bad.store(true, Ordering::Relaxed);
+                            return;
+                        };
                         st.fill([[0; 8]; INT_GROUP]);
                         if !checked_all {
                             let a = &self.prep.q[r * rb + k0..r * rb + k0 + kl];
@@ -522,7 +530,10 @@ impl Block<'_> {
                 } else {
                     let kp = g.k_pad as usize;
                     for (r, vals) in vals.iter_mut().enumerate().take(rows) {
-                        let lanes = &mut lanes[..ngroups];
+                        let Some(lanes) = lanes.get_mut(..ngroups) else {
+                            self.bad.store(true, Ordering::Relaxed);
+                            return;
+                        };
                         lanes.fill([[0.0; F16_CHUNK]; F16_GROUP]);
                         f16_span(self.isa, bytes, &sp, &self.prep.f[r * kp + k0..r * kp + k0 + kl], lanes);
                         for (i, v) in vals[col0..col0 + sp.cnt].iter_mut().enumerate() {

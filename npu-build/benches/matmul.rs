@@ -56,7 +56,7 @@ fn main() {
     let xs: Vec<Vec<f32>> = SHAPES.iter().map(|&(_, _, k)| (0..16 * k).map(|_| rng.normal()).collect()).collect();
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
     let targets: &[&str] = if quick { &["cpu", "rk3588"] } else { &["cpu", "rk3588", "rk3566"] };
-    let reps = if quick { 5 } else { 20 };
+    let reps: usize = std::env::var("NPU_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 5 } else { 20 });
     let layers: usize = std::env::var("NPU_BENCH_LAYERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     println!("{layers} SmolLM2 layer(s) (7 matmuls each); GB/s = packed weight bytes / wall time; MB = weight bytes");
     for &target in targets {
@@ -95,7 +95,8 @@ fn main() {
                     let (t1, got) = time_layer(&mut b, &ws, &xs, 1, reps);
                     let same = got.iter().zip(&want).all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
                     assert!(same, "{target}/{}: {} x{threads} differs from the reference", scheme.name(), isa.name());
-                    let (t16, _) = time_layer(&mut b, &ws, &xs, 16, reps.div_ceil(4));
+                    let m16_reps = if std::env::var("NPU_BENCH_DECODE_ONLY").is_ok() { 1 } else { reps.div_ceil(4) };
+                    let (t16, _) = time_layer(&mut b, &ws, &xs, 16, m16_reps);
                     line += &format!(" {} x{threads}: M=1 {:6.2} GB/s, M=16 {:6.1} rows/ms |", isa.name(), gbs(t1), 16.0 / t16 / 1e3);
                 }
             }

@@ -468,7 +468,7 @@ impl Block<'_> {
                 Layout::Tiled { n_tile, .. } if n_runs > 1 => ((n_tile as usize).max(1), RUN_CHUNK),
                 _ => (CHUNK_MAX, n_runs.max(1)),
             };
-            let ahead = if n_runs > 1 { PREFETCH_AHEAD } else { group * cs };
+            let ahead = PREFETCH_AHEAD;
             let mut c = c0;
             while c < c1 {
                 let mut span_end = (n0 + ((c - n0) / tile + 1) * tile).min(c1);

@@ -102,6 +102,9 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     if sp.walk.run == 32 && sp.cs == 32 && sp.rch == 1 {
         return i8_tiles(w, sp, a, st);
     }
+    if sp.walk.n_runs == 1 && sp.cs == sp.walk.run {
+        return i8_rows(w, sp, a, st);
+    }
     let ones = _mm256_set1_epi16(1);
     let walk = sp.walk;
     let bases = group_bases::<8>(sp);
@@ -149,6 +152,9 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
 pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
     if sp.walk.run == 32 && sp.cs == 16 && sp.rch == 1 {
         return i4_tiles::<CHECK>(w, sp, a, st);
+    }
+    if sp.walk.n_runs == 1 && 2 * sp.cs == sp.walk.run {
+        return i4_rows::<CHECK>(w, sp, a, st);
     }
     let ones = _mm256_set1_epi16(1);
     let ones8 = _mm256_set1_epi8(1);
@@ -230,6 +236,9 @@ pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 
     if sp.walk.run == 32 && sp.cs == 64 && sp.rch == 1 {
         return f16_tiles(w, sp, a, lanes);
     }
+    if sp.walk.n_runs == 1 && sp.cs == 2 * sp.walk.run {
+        return f16_rows(w, sp, a, lanes);
+    }
     let walk = sp.walk;
     let bases = group_bases::<4>(sp);
     let mut r0 = 0;
@@ -300,6 +309,32 @@ unsafe fn i8_tiles(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     }
 }
 
+/// [`i8_span`] over rows that lie back to back (row-major, one run per channel): the span is
+/// one contiguous block, read front to back one channel at a time.
+#[inline(always)]
+unsafe fn i8_rows(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
+    let ones = _mm256_set1_epi16(1);
+    let acc = st.as_mut_ptr() as *mut __m256i;
+    let base = w.as_ptr().add(sp.first);
+    let run = sp.walk.run;
+    for ci in 0..sp.cnt {
+        let p = base.add(ci * run);
+        let s = acc.add(ci);
+        let mut v = _mm256_loadu_si256(s);
+        let mut j = 0;
+        while j < run {
+            if j % 64 == 0 {
+                prefetch(p.wrapping_add(j + sp.ahead));
+            }
+            let wv = _mm256_loadu_si256(p.add(j) as *const __m256i);
+            let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
+            v = _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones));
+            j += 32;
+        }
+        _mm256_storeu_si256(s, v);
+    }
+}
+
 /// [`i4_span`] over contiguous 16-byte channel runs: one load is a channel pair. A span of odd
 /// length reads its last channel twice (never past the span).
 #[inline(always)]
@@ -348,6 +383,60 @@ unsafe fn i4_tiles<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [I
     0
 }
 
+/// [`i4_span`] over rows that lie back to back (row-major, one run per channel), one channel
+/// at a time (128-bit: one 32-element chunk = 16 bytes), front to back.
+#[inline(always)]
+unsafe fn i4_rows<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+    let ones = _mm_set1_epi16(1);
+    let low = _mm_set1_epi8(0x0f);
+    let eight = _mm_set1_epi8(0x08);
+    let run = sp.walk.run;
+    // Σa of the segment, once.
+    let mut asum = _mm256_setzero_si256();
+    let mut j = 0;
+    while j < run {
+        let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
+        asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1)));
+        j += 32;
+    }
+    let base = w.as_ptr().add(sp.first);
+    let mut umin = _mm_set1_epi8(-1);
+    for ci in 0..sp.cnt {
+        let p = base.add(ci * run / 2);
+        let mut v = _mm_setzero_si128();
+        let mut j = 0;
+        while j < run {
+            let q = p.add(j / 2);
+            if j % 128 == 0 {
+                prefetch(q.wrapping_add(sp.ahead));
+            }
+            let b = _mm_loadu_si128(q as *const __m128i);
+            let ue = _mm_xor_si128(_mm_and_si128(b, low), eight);
+            let uo = _mm_xor_si128(_mm_and_si128(_mm_srli_epi16::<4>(b), low), eight);
+            if CHECK {
+                umin = _mm_min_epu8(umin, _mm_min_epu8(ue, uo));
+            }
+            let ae = _mm_loadu_si128(a.as_ptr().add(j) as *const __m128i);
+            let ao = _mm_loadu_si128(a.as_ptr().add(j + 16) as *const __m128i);
+            let s = _mm_add_epi16(_mm_maddubs_epi16(ue, ae), _mm_maddubs_epi16(uo, ao));
+            v = _mm_add_epi32(v, _mm_madd_epi16(s, ones));
+            j += 32;
+        }
+        // The pair form of i4_span: channel ci in half ci % 2 of slot (ci / 2) % 4 of group ci / 8.
+        let dst = (st[ci / 8][(ci / 2) % 4].as_mut_ptr() as *mut __m128i).add(ci % 2);
+        _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), v));
+    }
+    let groups = sp.cnt.div_ceil(8);
+    for st in st.iter_mut().take(groups) {
+        let s = st[4].as_mut_ptr() as *mut __m256i;
+        _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), asum));
+    }
+    if CHECK && _mm_movemask_epi8(_mm_cmpeq_epi8(umin, _mm_setzero_si128())) != 0 {
+        return if groups >= 32 { u32::MAX } else { (1u32 << groups) - 1 };
+    }
+    0
+}
+
 /// [`f16_span`] over contiguous 64-byte channel runs (32 f16): lanes 0..7 take k and k + 16,
 /// lanes 8..15 take k + 8 and k + 24, in that order, as the reference's 16-lane order.
 #[inline(always)]
@@ -376,6 +465,35 @@ unsafe fn f16_tiles(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]
             _mm256_storeu_ps(lc, lo);
             _mm256_storeu_ps(lc.add(8), hi);
         }
+    }
+}
+
+/// [`f16_span`] over rows that lie back to back (row-major, one run per channel), one
+/// channel at a time, front to back.
+#[inline(always)]
+unsafe fn f16_rows(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
+    let l = lanes.as_mut_ptr() as *mut f32;
+    let base = w.as_ptr().add(sp.first);
+    let run = sp.walk.run;
+    for ci in 0..sp.cnt {
+        let p = base.add(ci * 2 * run);
+        let lc = l.add(16 * ci);
+        let mut lo = _mm256_loadu_ps(lc);
+        let mut hi = _mm256_loadu_ps(lc.add(8));
+        let mut j = 0;
+        while j < run {
+            let q = p.add(2 * j);
+            if j % 32 == 0 {
+                prefetch(q.wrapping_add(sp.ahead));
+            }
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(q as *const __m128i));
+            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(q.add(16) as *const __m128i));
+            lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(j)), w0));
+            hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(j + 8)), w1));
+            j += 16;
+        }
+        _mm256_storeu_ps(lc, lo);
+        _mm256_storeu_ps(lc.add(8), hi);
     }
 }
 

@@ -9,7 +9,8 @@
 //! whole-model decode step instead of staying in the last-level cache). Filters:
 //! `NPU_BENCH_TARGET`, `NPU_BENCH_SCHEME`, `NPU_BENCH_THREADS` (1 or 2) keep one value;
 //! `NPU_BENCH_NO_REFERENCE=1` checks against the single-threaded fast backend instead of the
-//! (slow) reference executor and skips the portable kernels. Prints numbers; asserts nothing about speed. The fast backend's output is
+//! (slow) reference executor and skips the portable kernels; `NPU_BENCH_REPS=N` sets the
+//! repetitions; `NPU_BENCH_DECODE_ONLY=1` runs the M = 16 pass once (profiles then show M = 1). Prints numbers; asserts nothing about speed. The fast backend's output is
 //! checked against the reference's bits here too, so a fast-but-wrong kernel cannot report.
 //! Wall-clock minimum over repetitions: other processes on a shared machine inflate it.
 

@@ -150,7 +150,7 @@ fn model<'a>(
 /// The backend the CLI runs: [`CpuFast`] (SIMD kernels, bit-identical to [`CpuReference`]) on
 /// `threads` threads (default: the available parallelism). Environment overrides, for checks
 /// and measurements: `NPU_REFERENCE_BACKEND=1` runs the reference executor itself,
-/// `NPU_ISA=portable|avx2|neon` forces a kernel set. If the fast backend cannot start, the
+/// `NPU_ISA=portable|avx2|neon|neon-dot` forces a kernel set. If the fast backend cannot start, the
 /// reason is printed and the reference runs.
 fn backend_with(threads: Option<usize>) -> CliBackend {
     if std::env::var_os("NPU_REFERENCE_BACKEND").is_some_and(|v| v == "1") {
@@ -161,7 +161,7 @@ fn backend_with(threads: Option<usize>) -> CliBackend {
         None | Some("") => Ok(CpuFast::new()),
         Some(name) => match Isa::ALL.into_iter().find(|i| i.name() == name) {
             Some(isa) => CpuFast::with_isa(isa).map_err(|e| e.to_string()),
-            None => Err(format!("NPU_ISA={name}: not one of portable, avx2, neon")),
+            None => Err(format!("NPU_ISA={name}: not one of portable, avx2, neon, neon-dot")),
         },
     };
     match fast.and_then(|b| b.with_threads(threads).map_err(|e| e.to_string())) {

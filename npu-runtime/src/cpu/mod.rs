@@ -90,11 +90,14 @@ pub enum Isa {
     Avx2,
     /// aarch64 Advanced SIMD.
     Neon,
+    /// aarch64 Advanced SIMD with the dot-product extension (`sdot`; Armv8.2 optional, Armv8.4
+    /// mandatory; the RK3588's Cortex-A76 and A55 have it).
+    NeonDot,
 }
 
 impl Isa {
     /// Every kernel set, best last.
-    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Neon];
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Neon, Isa::NeonDot];
 
     /// Short name.
     pub const fn name(self) -> &'static str {
@@ -102,6 +105,7 @@ impl Isa {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Neon => "neon",
+            Isa::NeonDot => "neon-dot",
         }
     }
 
@@ -111,13 +115,24 @@ impl Isa {
             Isa::Portable => true,
             Isa::Avx2 => x86_avx2_available(),
             Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::NeonDot => aarch64_dotprod_available(),
         }
     }
 
     /// The best kernel set available here.
     pub fn detect() -> Isa {
-        [Isa::Avx2, Isa::Neon].into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
+        [Isa::Avx2, Isa::NeonDot, Isa::Neon].into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
     }
+}
+
+/// With `std`, the OS's report (HWCAP on Linux); without, only what the build enables
+/// (`-C target-feature=+dotprod`): reading the ID registers from user mode is not portable.
+fn aarch64_dotprod_available() -> bool {
+    #[cfg(all(target_arch = "aarch64", feature = "std"))]
+    let on = std::arch::is_aarch64_feature_detected!("dotprod");
+    #[cfg(not(all(target_arch = "aarch64", feature = "std")))]
+    let on = cfg!(all(target_arch = "aarch64", target_feature = "dotprod"));
+    on
 }
 
 #[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), feature = "std"))]
@@ -680,6 +695,15 @@ fn int_span(isa: Isa, i4: bool, check: bool, w: &[u8], sp: &Span, a: &[i8], st: 
                             aarch64_neon::i8x8(w, base, walk, a, st)
                         }
                     },
+                    #[cfg(target_arch = "aarch64")]
+                    // SAFETY: Isa::NeonDot is only constructed when the CPU has `sdot`.
+                    Isa::NeonDot => unsafe {
+                        if i4 {
+                            aarch64_neon::i4x8_dot(w, base, walk, a, st)
+                        } else {
+                            aarch64_neon::i8x8_dot(w, base, walk, a, st)
+                        }
+                    },
                     _ => {
                         for (s, b) in st.iter_mut().zip(base) {
                             let v = if i4 { portable::i4_dot(w, b, walk, a) } else { portable::i8_dot(w, b, walk, a) };
@@ -705,7 +729,7 @@ fn f16_span(isa: Isa, w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; F16_CH
             match isa {
                 #[cfg(target_arch = "aarch64")]
                 // SAFETY: as in int_span.
-                Isa::Neon => unsafe { aarch64_neon::f16x4(w, base, walk, a, &mut lanes[g]) },
+                Isa::Neon | Isa::NeonDot => unsafe { aarch64_neon::f16x4(w, base, walk, a, &mut lanes[g]) },
                 _ => {
                     for (b, l) in base.iter().zip(lanes[g].iter_mut()) {
                         portable::f16_lanes(w, *b, walk, a, l);
@@ -796,6 +820,7 @@ impl Backend for CpuFast {
             Isa::Portable => "cpu-portable",
             Isa::Avx2 => "cpu-avx2",
             Isa::Neon => "cpu-neon",
+            Isa::NeonDot => "cpu-neon-dot",
         }
     }
 

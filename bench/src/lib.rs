@@ -255,8 +255,23 @@ pub fn bandwidth(threads: usize, mib: usize, reps: usize) -> Vec<f64> {
     out
 }
 
-/// Wrapping sum with eight independent lanes (vectorizes to full-width loads).
+/// Wrapping sum with eight independent lanes, in 256-bit loads where the CPU has AVX2 (the
+/// widest loads the kernels use; with SSE2's 128-bit loads one core read ~30% less here).
 fn sum(v: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(v: &[u64]) -> u64 {
+            lanes(v)
+        }
+        // SAFETY: AVX2 is present (checked above).
+        return unsafe { wide(v) };
+    }
+    lanes(v)
+}
+
+#[inline(always)]
+fn lanes(v: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
     let mut it = v.chunks_exact(8);
     for c in &mut it {

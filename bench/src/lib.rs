@@ -84,7 +84,8 @@ pub fn main(name: &str, model: &'static Model<'static>) -> ExitCode {
 }
 
 fn run(name: &str, model: &'static Model<'static>, args: &[String]) -> Result<String, String> {
-    let (mode, rest) = args.split_first().ok_or("usage: BIN startup|speed|info [--flag value]...")?;
+    let (mode, rest) =
+        args.split_first().ok_or("usage: BIN startup|speed|info [--flag value]...")?;
     let mut f = Flags::parse(rest)?;
     match mode.as_str() {
         "startup" => {
@@ -109,7 +110,11 @@ fn run(name: &str, model: &'static Model<'static>, args: &[String]) -> Result<St
     }
 }
 
-fn session<'s>(model: &'static Model<'static>, threads: usize, arena: &'s mut Vec<u8>) -> Result<Session<'static, 's, impl Backend>, String> {
+fn session<'s>(
+    model: &'static Model<'static>,
+    threads: usize,
+    arena: &'s mut Vec<u8>,
+) -> Result<Session<'static, 's, impl Backend>, String> {
     // Zeroed allocation (calloc): the OS maps the pages when first used, so a short run only
     // touches the KV cache positions it fills (resize would write all of it, ~24 MB here).
     *arena = vec![0u8; arena_bytes(&model.config, model.config.context_len)];
@@ -117,15 +122,25 @@ fn session<'s>(model: &'static Model<'static>, threads: usize, arena: &'s mut Ve
 }
 
 /// Prompt → first greedy token, printed as text: what a product does from exec on.
-fn startup(name: &str, model: &'static Model<'static>, prompt: &str, threads: usize) -> Result<String, String> {
+fn startup(
+    name: &str,
+    model: &'static Model<'static>,
+    prompt: &str,
+    threads: usize,
+) -> Result<String, String> {
     let t0 = Instant::now();
     let tok = model.tokenizer().map_err(|e| e.to_string())?;
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(prompt.len())];
     let mut ids = Vec::new();
-    tok.encode_with(prompt.as_bytes(), EncodeOptions { add_special: true, parse_special: true }, &mut scratch, &mut |id| {
-        ids.push(id);
-        Ok(())
-    })
+    tok.encode_with(
+        prompt.as_bytes(),
+        EncodeOptions { add_special: true, parse_special: true },
+        &mut scratch,
+        &mut |id| {
+            ids.push(id);
+            Ok(())
+        },
+    )
     .map_err(|e| e.to_string())?;
     let mut arena = Vec::new();
     let mut s = session(model, threads, &mut arena)?;
@@ -137,7 +152,10 @@ fn startup(name: &str, model: &'static Model<'static>, prompt: &str, threads: us
     {
         // The token reaches the terminal before anything else is done.
         let mut o = std::io::stdout().lock();
-        o.write_all(&piece[..n]).and_then(|()| o.write_all(b"\n")).and_then(|()| o.flush()).map_err(|e| e.to_string())?;
+        o.write_all(&piece[..n])
+            .and_then(|()| o.write_all(b"\n"))
+            .and_then(|()| o.flush())
+            .map_err(|e| e.to_string())?;
     }
     Ok(format!(
         "{{\"bin\":\"{name}\",\"mode\":\"startup\",\"prompt_tokens\":{},\"token\":{id},\"main_to_first_token_s\":{first:.6}}}",
@@ -168,10 +186,19 @@ fn argmax(l: &[f32]) -> u32 {
 }
 
 /// Prefill `pp` tokens and decode `tg` tokens from an empty cache, `reps` times each.
-fn speed(name: &str, model: &'static Model<'static>, threads: usize, pp: usize, tg: usize, reps: usize) -> Result<String, String> {
+fn speed(
+    name: &str,
+    model: &'static Model<'static>,
+    threads: usize,
+    pp: usize,
+    tg: usize,
+    reps: usize,
+) -> Result<String, String> {
     let ctx = model.config.context_len as usize;
     if pp > ctx || tg > ctx || pp == 0 || tg == 0 {
-        return Err(format!("--prompt-tokens and --gen must be in 1..={ctx} (the declared context)"));
+        return Err(format!(
+            "--prompt-tokens and --gen must be in 1..={ctx} (the declared context)"
+        ));
     }
     let mut arena = Vec::new();
     let mut s = session(model, threads, &mut arena)?;
@@ -234,7 +261,7 @@ fn info(name: &str, model: &'static Model<'static>) -> String {
 /// STREAM does).
 pub fn bandwidth(threads: usize, mib: usize, reps: usize) -> Vec<f64> {
     let words = mib << 17; // u64 words in `mib` MiB
-    // Distinct values written first, so every page is really backed by memory.
+                           // Distinct values written first, so every page is really backed by memory.
     let buf: Vec<u64> = (0..words as u64).collect();
     let threads = threads.max(1);
     let per = words.div_ceil(threads);

@@ -30,15 +30,20 @@ fn list(var: &str, default: &str) -> Vec<String> {
 }
 
 fn main() {
-    let cache = std::env::var_os("NPU_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model"));
+    let cache = std::env::var_os("NPU_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/npu-model")
+    });
     let path = cache.join("smollm2-135m-instruct-q4_1.gguf");
     if !path.exists() {
-        eprintln!("decode bench: {} missing (scripts/fetch-models.sh); nothing measured", path.display());
+        eprintln!(
+            "decode bench: {} missing (scripts/fetch-models.sh); nothing measured",
+            path.display()
+        );
         return;
     }
-    let tokens: usize = std::env::var("NPU_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let tokens: usize =
+        std::env::var("NPU_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let g = Gguf::open(&path).unwrap();
     let tok = OwnedTokenizerTables::from_gguf(&g).unwrap();
     let tables = tok.tables();
@@ -65,7 +70,11 @@ fn main() {
                 .filter(|d| d.kind == TensorKind::Matmul)
                 .flat_map(|d| d.shards.iter().map(|s| s.data.len))
                 .sum();
-            let mut line = format!("{target:7} {:14} {:6.1} MB/token |", scheme.name(), step_bytes as f64 / 1e6);
+            let mut line = format!(
+                "{target:7} {:14} {:6.1} MB/token |",
+                scheme.name(),
+                step_bytes as f64 / 1e6
+            );
             for threads in [1, 2] {
                 let b = CpuFast::new().with_threads(threads).unwrap();
                 let name = npu_runtime::backend::Backend::name(&b);

@@ -58,10 +58,7 @@ fn blocks(ty: GgmlType, n_values: usize) -> Vec<u8> {
 }
 
 fn main() {
-    let mib: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(64);
+    let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(64);
     let n_values = mib << 18; // MiB of f32
     let mut dst = vec![0f32; n_values];
     println!("Dequantization throughput, single thread, {mib} MiB of f32 output per type (best of runs).\n");

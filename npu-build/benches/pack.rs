@@ -27,7 +27,8 @@ fn main() {
     for target in ["rk3588", "cpu"] {
         for scheme in Scheme::ALL {
             for t in [1, threads] {
-                let opts = PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: t };
+                let opts =
+                    PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: t };
                 let _ = pack(&src, &opts).unwrap(); // warm-up
                 let reps = 3;
                 let start = Instant::now();

@@ -12,7 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = std::env::var_os("NPU_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
     });
-    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(cache.join("smollm2-135m-instruct-q4_1.gguf"))?)?;
+    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(
+        cache.join("smollm2-135m-instruct-q4_1.gguf"),
+    )?)?;
     let text = std::fs::read(cache.join("moby-dick.txt"))?;
     let tok = Tokenizer::new(tables.tables())?;
     // Working memory for the longest word; the text is one fragment of ordinary prose.
@@ -33,15 +35,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes = 0;
         for &id in &ids[..n] {
             let k = tok.piece(id, false, false, &mut piece)?;
-            stream.push::<()>(&piece[..k], &mut |s| {
-                bytes += s.len();
-                Ok(())
-            }).ok();
+            stream
+                .push::<()>(&piece[..k], &mut |s| {
+                    bytes += s.len();
+                    Ok(())
+                })
+                .ok();
         }
     }
     let dec = t1.elapsed().as_secs_f64() / runs as f64;
     println!("Moby-Dick: {} bytes -> {n} tokens (SmolLM2 tokenizer)", text.len());
-    println!("encode: {:.0} tokens/s ({:.1} MB/s), {:.1} ms", n as f64 / enc, text.len() as f64 / enc / 1e6, enc * 1e3);
+    println!(
+        "encode: {:.0} tokens/s ({:.1} MB/s), {:.1} ms",
+        n as f64 / enc,
+        text.len() as f64 / enc / 1e6,
+        enc * 1e3
+    );
     println!("decode: {:.0} tokens/s ({bytes} bytes of text), {:.1} ms", n as f64 / dec, dec * 1e3);
     Ok(())
 }

@@ -113,7 +113,11 @@ impl Cache {
 
     /// Stores an entry: `fill` writes its files into a fresh temporary directory, which is
     /// then renamed to the entry's name. Returns the entry's directory.
-    pub fn put(&self, key: &Key, fill: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<PathBuf> {
+    pub fn put(
+        &self,
+        key: &Key,
+        fill: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> io::Result<PathBuf> {
         std::fs::create_dir_all(&self.root)?;
         let dir = self.root.join(key.hex());
         let tmp = self.root.join(format!(".tmp-{}-{}", key.hex(), std::process::id()));
@@ -170,7 +174,10 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// Creates `path` through a temporary file in the same directory renamed into place, so
 /// readers see the old file or the whole new one. `fill` writes the file (buffer large writes
 /// yourself); it may seek, as the archive writer does to patch a header.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>) -> io::Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
@@ -192,7 +199,10 @@ mod tests {
     #[test]
     fn sha256_known_answer() {
         // FIPS 180-2 example "abc".
-        assert_eq!(hex(&sha256(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let p = std::env::temp_dir().join(format!("npu-cache-hash-{}", std::process::id()));
         std::fs::write(&p, vec![7u8; 9 << 20]).unwrap();
         assert_eq!(hash_file(&p).unwrap(), sha256(&vec![7u8; 9 << 20]));

@@ -107,15 +107,22 @@ struct Ctx {
 
 /// Compiles every `#[npu_model]` declaration of the crate whose build script calls it.
 pub fn compile() -> Result<Compiled, CompileError> {
-    let var = |k: &'static str| std::env::var_os(k).map(PathBuf::from).ok_or(CompileError::NotBuildScript(k));
+    let var = |k: &'static str| {
+        std::env::var_os(k).map(PathBuf::from).ok_or(CompileError::NotBuildScript(k))
+    };
     let manifest_dir = var("CARGO_MANIFEST_DIR")?;
     let out_dir = var("OUT_DIR")?;
-    let crate_name = std::env::var("CARGO_PKG_NAME").map_err(|_| CompileError::NotBuildScript("CARGO_PKG_NAME"))?;
-    for v in ["NPU_BUILD_CACHE", "NPU_BUILD_THREADS", "NPU_BUILD_VERBOSE"].iter().chain(embed::TARGET_ENV_VARS.iter()) {
+    let crate_name = std::env::var("CARGO_PKG_NAME")
+        .map_err(|_| CompileError::NotBuildScript("CARGO_PKG_NAME"))?;
+    for v in ["NPU_BUILD_CACHE", "NPU_BUILD_THREADS", "NPU_BUILD_VERBOSE"]
+        .iter()
+        .chain(embed::TARGET_ENV_VARS.iter())
+    {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let gen_dir = out_dir.join(OUT_SUBDIR);
-    std::fs::create_dir_all(&gen_dir).map_err(|e| CompileError::Io(format!("creating {}: {e}", gen_dir.display())))?;
+    std::fs::create_dir_all(&gen_dir)
+        .map_err(|e| CompileError::Io(format!("creating {}: {e}", gen_dir.display())))?;
     let shared = std::env::var_os("NPU_BUILD_CACHE").filter(|v| !v.is_empty()).map(PathBuf::from);
     let cache = Cache::new(shared.clone().unwrap_or_else(|| gen_dir.join("cache")));
     let threads = std::env::var("NPU_BUILD_THREADS")
@@ -155,7 +162,8 @@ pub fn compile() -> Result<Compiled, CompileError> {
         names.push(f.name.clone());
         let same = &by_name[f.name.as_str()];
         let result: Result<(Embed, bool), (Site, String)> = if same.len() > 1 {
-            let places: Vec<String> = same.iter().map(|g| format!("{}:{}", g.file, g.line)).collect();
+            let places: Vec<String> =
+                same.iter().map(|g| format!("{}:{}", g.file, g.line)).collect();
             Err((
                 Site::Name,
                 format!(
@@ -183,19 +191,36 @@ pub fn compile() -> Result<Compiled, CompileError> {
         };
         let rs = gen_dir.join(format!("{}.rs", f.name));
         let err = gen_dir.join(format!("{}.err", f.name));
-        let io = |e: std::io::Error| CompileError::Io(format!("writing {}: {e}", gen_dir.display()));
+        let io =
+            |e: std::io::Error| CompileError::Io(format!("writing {}: {e}", gen_dir.display()));
         match result {
             Ok((embed, hit)) => {
                 if err.exists() {
                     std::fs::remove_file(&err).map_err(io)?;
                 }
-                compiled.models.push(ModelOutcome { name: f.name.clone(), result: Ok(embed), cache_hit: hit });
+                compiled.models.push(ModelOutcome {
+                    name: f.name.clone(),
+                    result: Ok(embed),
+                    cache_hit: hit,
+                });
             }
             Err((site, msg)) => {
-                println!("cargo:warning=npu-model: `{}` ({}:{}): {}", f.name, f.file, f.line, msg.replace('\n', " "));
-                cache::write_if_changed(&err, format!("{}\n{}", site.name(), msg).as_bytes()).map_err(io)?;
-                cache::write_if_changed(&rs, codegen::error_file(&f.name, &msg).as_bytes()).map_err(io)?;
-                compiled.models.push(ModelOutcome { name: f.name.clone(), result: Err(msg), cache_hit: false });
+                println!(
+                    "cargo:warning=npu-model: `{}` ({}:{}): {}",
+                    f.name,
+                    f.file,
+                    f.line,
+                    msg.replace('\n', " ")
+                );
+                cache::write_if_changed(&err, format!("{}\n{}", site.name(), msg).as_bytes())
+                    .map_err(io)?;
+                cache::write_if_changed(&rs, codegen::error_file(&f.name, &msg).as_bytes())
+                    .map_err(io)?;
+                compiled.models.push(ModelOutcome {
+                    name: f.name.clone(),
+                    result: Err(msg),
+                    cache_hit: false,
+                });
             }
         }
     }
@@ -266,7 +291,8 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
     if let Ok((Some(v), _)) = declare::split_env(&d.path) {
         println!("cargo:rerun-if-env-changed={v}");
     }
-    let resolved = declare::resolve_path(&d.path, &ctx.manifest_dir, |v| std::env::var(v).ok()).map_err(at(Site::Path))?;
+    let resolved = declare::resolve_path(&d.path, &ctx.manifest_dir, |v| std::env::var(v).ok())
+        .map_err(at(Site::Path))?;
     let file = &resolved.file;
     // Declared even when missing: cargo reruns the script once the file appears.
     println!("cargo:rerun-if-changed={}", file.display());
@@ -275,16 +301,24 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
             Some(v) => format!("`${{{v}}}` expanded from the environment"),
             None => format!("relative to CARGO_MANIFEST_DIR {}", ctx.manifest_dir.display()),
         };
-        return Err((Site::Path, format!("model file not found: {} (path = \"{}\", {how})", file.display(), d.path)));
+        return Err((
+            Site::Path,
+            format!("model file not found: {} (path = \"{}\", {how})", file.display(), d.path),
+        ));
     }
     let target = ctx.target.clone().map_err(at(Site::Attr))?;
 
     let t0 = Instant::now();
-    let digest = cache::hash_file(file).map_err(|e| (Site::Path, format!("reading {}: {e}", file.display())))?;
+    let digest = cache::hash_file(file)
+        .map_err(|e| (Site::Path, format!("reading {}: {e}", file.display())))?;
     let hash_time = t0.elapsed();
     let key = Key::new(
         &digest,
-        &[d.target.name.as_bytes(), d.scheme.name().as_bytes(), &codegen::CODEGEN_VERSION.to_le_bytes()],
+        &[
+            d.target.name.as_bytes(),
+            d.scheme.name().as_bytes(),
+            &codegen::CODEGEN_VERSION.to_le_bytes(),
+        ],
     );
     let (entry, hit) = match ctx.cache.get(&key) {
         Some(dir) => (dir, true),
@@ -301,17 +335,24 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
     });
 
     let read = |f: &str| {
-        std::fs::read_to_string(entry.join(f)).map_err(|e| (Site::Attr, format!("reading cache entry {}: {e}", entry.display())))
+        std::fs::read_to_string(entry.join(f))
+            .map_err(|e| (Site::Attr, format!("reading cache entry {}: {e}", entry.display())))
     };
     let info = read("info")?;
-    let field = |k: &str| info.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('='))).unwrap_or("");
-    let blob_len: u64 = field("blob_len").parse().map_err(|_| (Site::Attr, "corrupt cache entry (blob_len)".to_string()))?;
+    let field = |k: &str| {
+        info.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('='))).unwrap_or("")
+    };
+    let blob_len: u64 = field("blob_len")
+        .parse()
+        .map_err(|_| (Site::Attr, "corrupt cache entry (blob_len)".to_string()))?;
     let sha_hex = field("blob_sha256");
     let mut blob_sha256 = [0u8; 32];
     for (i, b) in blob_sha256.iter_mut().enumerate() {
-        *b = sha_hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+        *b =
+            sha_hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
     }
-    let mut config = codegen::config_from_text(&read("config")?).ok_or((Site::Attr, "corrupt cache entry (config)".to_string()))?;
+    let mut config = codegen::config_from_text(&read("config")?)
+        .ok_or((Site::Attr, "corrupt cache entry (config)".to_string()))?;
     let trained = config.context_len;
 
     // Context: the declaration's, checked against the trained length; by default the smaller
@@ -320,7 +361,10 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
         if d.context > trained {
             return Err((
                 Site::Context,
-                format!("context = {} exceeds the model's trained context length {trained}", d.context),
+                format!(
+                    "context = {} exceeds the model's trained context length {trained}",
+                    d.context
+                ),
             ));
         }
         d.context
@@ -329,7 +373,10 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
     };
     config.context_len = context;
     if let Some(why) = config.invalid() {
-        return Err((Site::Path, format!("the model's hyperparameters are not supported by npu-runtime: {why}")));
+        return Err((
+            Site::Path,
+            format!("the model's hyperparameters are not supported by npu-runtime: {why}"),
+        ));
     }
     let arena = arena_bytes(&config, context) as u64;
     if blob_len.saturating_add(arena) > d.target.iommu_window {
@@ -363,10 +410,19 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
                 // SAFETY: a cache entry is never modified after it is renamed into place.
                 let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
                 embed::archive::write(&lib_file, &symbol, |w| {
-                    embed::object_file::write(&target, &symbol, &map, npu_runtime::format::BLOB_ALIGN, w)
+                    embed::object_file::write(
+                        &target,
+                        &symbol,
+                        &map,
+                        npu_runtime::format::BLOB_ALIGN,
+                        w,
+                    )
                 })
                 .map_err(at(Site::Attr))?;
-                cache::write_atomic(&stamp_path, |w| std::io::Write::write_all(w, stamp.as_bytes())).map_err(io)?;
+                cache::write_atomic(&stamp_path, |w| {
+                    std::io::Write::write_all(w, stamp.as_bytes())
+                })
+                .map_err(io)?;
             }
             let _ = std::fs::remove_file(&bytes_file);
             (BlobRef::Object { symbol }, Some(lib))
@@ -376,13 +432,23 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
                 let _ = std::fs::remove_file(&stamp_path);
                 let blob = std::fs::read(&blob_path).map_err(io)?;
                 cache::write_if_changed(&bytes_file, &blob).map_err(io)?;
-                cache::write_atomic(&stamp_path, |w| std::io::Write::write_all(w, stamp.as_bytes())).map_err(io)?;
+                cache::write_atomic(&stamp_path, |w| {
+                    std::io::Write::write_all(w, stamp.as_bytes())
+                })
+                .map_err(io)?;
             }
             let _ = std::fs::remove_file(&lib_file);
             (BlobRef::Bytes { file: format!("{}.blob", d.name) }, None)
         }
     };
-    log(ctx, || format!("`{}`: embedded {blob_len} bytes as {} in {:.2} s", d.name, embed.name(), t1.elapsed().as_secs_f64()));
+    log(ctx, || {
+        format!(
+            "`{}`: embedded {blob_len} bytes as {} in {:.2} s",
+            d.name,
+            embed.name(),
+            t1.elapsed().as_secs_f64()
+        )
+    });
 
     let model_part = read("model.rs")?;
     let code = codegen::assemble(
@@ -401,20 +467,35 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
     cache::write_if_changed(&gen.join(format!("{}.rs", d.name)), code.as_bytes()).map_err(io)?;
     let report = entry.join("report.json");
     if report.is_file() {
-        let _ = std::fs::read(&report).map(|r| cache::write_if_changed(&gen.join(format!("{}.report.json", d.name)), &r));
+        let _ = std::fs::read(&report)
+            .map(|r| cache::write_if_changed(&gen.join(format!("{}.report.json", d.name)), &r));
     }
     Ok(Built { embed, cache_hit: hit, key: Some(key), link_lib })
 }
 
 /// Reads, packs and code-generates a model into a new cache entry.
-fn pack_into_cache(ctx: &Ctx, d: &Declaration, file: &Path, key: &Key) -> Result<PathBuf, (Site, String)> {
+fn pack_into_cache(
+    ctx: &Ctx,
+    d: &Declaration,
+    file: &Path,
+    key: &Key,
+) -> Result<PathBuf, (Site, String)> {
     let t0 = Instant::now();
-    let g = Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
-    let tok = OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
+    let g =
+        Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
+    let tok =
+        OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
     let config = crate::config::model_config(&g, &tok, None).map_err(|e| (Site::Path, e))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
     let packed = pack::pack(&g, &opts).map_err(|e| {
-        let site = if matches!(e, pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. })) { Site::Quant } else { Site::Path };
+        let site = if matches!(
+            e,
+            pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. })
+        ) {
+            Site::Quant
+        } else {
+            Site::Path
+        };
         (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
     })?;
     let sha = cache::sha256(&packed.blob);
@@ -430,7 +511,16 @@ fn pack_into_cache(ctx: &Ctx, d: &Declaration, file: &Path, key: &Key) -> Result
             std::fs::write(dir.join("tensors.json"), packed.tensors_json())?;
             std::fs::write(dir.join("info"), &info)
         })
-        .map_err(|e| (Site::Attr, format!("writing the cache entry in {}: {e}", ctx.cache.root().display())))?;
-    log(ctx, || format!("`{}`: packed in {:.2} s ({})", d.name, t0.elapsed().as_secs_f64(), packed.report.summary_line()));
+        .map_err(|e| {
+            (Site::Attr, format!("writing the cache entry in {}: {e}", ctx.cache.root().display()))
+        })?;
+    log(ctx, || {
+        format!(
+            "`{}`: packed in {:.2} s ({})",
+            d.name,
+            t0.elapsed().as_secs_f64(),
+            packed.report.summary_line()
+        )
+    });
     Ok(dir)
 }

@@ -9,13 +9,23 @@ use npu_runtime::model::{Arch, ModelConfig, RopeStyle, ARCHS};
 /// The config for `g`, with stop tokens from its tokenizer tables `tok` and a KV cache sized
 /// for `context` tokens (`None`: the model's trained context length). The message names what
 /// is missing or unsupported.
-pub fn model_config(g: &Gguf<'_>, tok: &OwnedTokenizerTables, context: Option<u32>) -> Result<ModelConfig, String> {
+pub fn model_config(
+    g: &Gguf<'_>,
+    tok: &OwnedTokenizerTables,
+    context: Option<u32>,
+) -> Result<ModelConfig, String> {
     let hp = g.hparams().map_err(|e| e.to_string())?;
     let arch = Arch::from_name(&hp.architecture).ok_or_else(|| {
         let names: Vec<&str> = ARCHS.iter().map(|a| a.name).collect();
-        format!("unsupported architecture `{}`: npu-runtime runs {}", hp.architecture, names.join(", "))
+        format!(
+            "unsupported architecture `{}`: npu-runtime runs {}",
+            hp.architecture,
+            names.join(", ")
+        )
     })?;
-    let eos = tok.eos.ok_or("the model declares no end-of-sequence token (tokenizer.ggml.eos_token_id)")?;
+    let eos = tok
+        .eos
+        .ok_or("the model declares no end-of-sequence token (tokenizer.ggml.eos_token_id)")?;
     let mut config = ModelConfig::new(
         arch,
         hp.block_count,

@@ -142,7 +142,8 @@ pub enum Site {
 
 impl Site {
     /// Every site, in a fixed order.
-    pub const ALL: [Site; 6] = [Site::Attr, Site::Name, Site::Path, Site::Quant, Site::Context, Site::Embed];
+    pub const ALL: [Site; 6] =
+        [Site::Attr, Site::Name, Site::Path, Site::Quant, Site::Context, Site::Embed];
 
     /// A stable one-word name (written in the status file the build script leaves for the
     /// macro).
@@ -177,7 +178,11 @@ impl Site {
 
 /// Parses and checks the attribute's arguments (the tokens inside `#[npu_model(...)]`) for
 /// the struct `name`. `attr_span` is where to report a missing argument.
-pub fn parse_args(tokens: proc_macro2::TokenStream, name: &Ident, attr_span: Span) -> syn::Result<Declaration> {
+pub fn parse_args(
+    tokens: proc_macro2::TokenStream,
+    name: &Ident,
+    attr_span: Span,
+) -> syn::Result<Declaration> {
     let mut path: Option<LitStr> = None;
     let mut target: Option<LitStr> = None;
     let mut quant: Option<LitStr> = None;
@@ -197,7 +202,10 @@ pub fn parse_args(tokens: proc_macro2::TokenStream, name: &Ident, attr_span: Spa
                 return Err(meta.error(format!("`{key}` is given twice")));
             }
             *slot = Some(meta.value()?.parse::<LitStr>().map_err(|e| {
-                syn::Error::new(e.span(), format!("`{key}` takes a string literal, e.g. `{key} = \"{}\"`", example(&key)))
+                syn::Error::new(
+                    e.span(),
+                    format!("`{key}` takes a string literal, e.g. `{key} = \"{}\"`", example(&key)),
+                )
             })?);
             return Ok(());
         }
@@ -206,7 +214,10 @@ pub fn parse_args(tokens: proc_macro2::TokenStream, name: &Ident, attr_span: Spa
                 return Err(meta.error("`context` is given twice"));
             }
             context = Some(meta.value()?.parse::<LitInt>().map_err(|e| {
-                syn::Error::new(e.span(), "`context` takes an integer literal, e.g. `context = 512`")
+                syn::Error::new(
+                    e.span(),
+                    "`context` takes an integer literal, e.g. `context = 512`",
+                )
             })?);
             return Ok(());
         }
@@ -229,18 +240,25 @@ pub fn parse_args(tokens: proc_macro2::TokenStream, name: &Ident, attr_span: Spa
 
     check_path(&path.value()).map_err(|m| syn::Error::new(path.span(), m))?;
     let target_names: Vec<&str> = Target::all().iter().map(|t| t.name).collect();
-    let t = Target::by_name(&target.value())
-        .ok_or_else(|| syn::Error::new(target.span(), unknown("target", &target.value(), &target_names)))?;
+    let t = Target::by_name(&target.value()).ok_or_else(|| {
+        syn::Error::new(target.span(), unknown("target", &target.value(), &target_names))
+    })?;
     let scheme_names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
-    let s = Scheme::parse(&quant.value())
-        .ok_or_else(|| syn::Error::new(quant.span(), unknown("quant", &quant.value(), &scheme_names)))?;
+    let s = Scheme::parse(&quant.value()).ok_or_else(|| {
+        syn::Error::new(quant.span(), unknown("quant", &quant.value(), &scheme_names))
+    })?;
     t.scheme_spec(s).map_err(|e| syn::Error::new(quant.span(), e.to_string()))?;
 
     let (ctx, ctx_span) = match &context {
         Some(lit) => {
-            let v: u64 = lit.base10_parse().map_err(|_| syn::Error::new(lit.span(), "`context` must be a positive integer"))?;
+            let v: u64 = lit
+                .base10_parse()
+                .map_err(|_| syn::Error::new(lit.span(), "`context` must be a positive integer"))?;
             if v == 0 || v > MAX_CONTEXT as u64 {
-                return Err(syn::Error::new(lit.span(), format!("`context` must be between 1 and {MAX_CONTEXT}, got {v}")));
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("`context` must be between 1 and {MAX_CONTEXT}, got {v}"),
+                ));
             }
             (v as u32, lit.span())
         }
@@ -249,10 +267,9 @@ pub fn parse_args(tokens: proc_macro2::TokenStream, name: &Ident, attr_span: Spa
     let embed_names: Vec<&str> = Embed::ALL.iter().map(|e| e.name()).collect();
     let (emb, emb_span) = match &embed {
         Some(lit) => {
-            let e = Embed::ALL
-                .into_iter()
-                .find(|e| e.name() == lit.value())
-                .ok_or_else(|| syn::Error::new(lit.span(), unknown("embed mode", &lit.value(), &embed_names)))?;
+            let e = Embed::ALL.into_iter().find(|e| e.name() == lit.value()).ok_or_else(|| {
+                syn::Error::new(lit.span(), unknown("embed mode", &lit.value(), &embed_names))
+            })?;
             (e, lit.span())
         }
         None => (Embed::Auto, attr_span),
@@ -289,7 +306,10 @@ pub fn check_item(item: &syn::Item) -> syn::Result<&Ident> {
                 ));
             }
             if !s.generics.params.is_empty() || s.generics.where_clause.is_some() {
-                return Err(syn::Error::new(s.generics.span(), "#[npu_model] structs cannot be generic"));
+                return Err(syn::Error::new(
+                    s.generics.span(),
+                    "#[npu_model] structs cannot be generic",
+                ));
             }
             Ok(&s.ident)
         }
@@ -341,7 +361,9 @@ pub fn check_path(raw: &str) -> Result<(), String> {
 pub(crate) fn split_env(raw: &str) -> Result<(Option<&str>, &str), String> {
     let Some(after) = raw.strip_prefix("${") else {
         if raw.contains("${") {
-            return Err("`${VAR}` may only start `path`, e.g. `path = \"${NPU_CACHE}/model.gguf\"`".into());
+            return Err(
+                "`${VAR}` may only start `path`, e.g. `path = \"${NPU_CACHE}/model.gguf\"`".into(),
+            );
         }
         return Ok((None, raw));
     };
@@ -358,7 +380,9 @@ pub(crate) fn split_env(raw: &str) -> Result<(Option<&str>, &str), String> {
     let rest = &after[end + 1..];
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     if rest.contains("${") {
-        return Err("`${VAR}` may only start `path`, e.g. `path = \"${NPU_CACHE}/model.gguf\"`".into());
+        return Err(
+            "`${VAR}` may only start `path`, e.g. `path = \"${NPU_CACHE}/model.gguf\"`".into()
+        );
     }
     Ok((Some(var), rest))
 }
@@ -389,7 +413,8 @@ pub fn resolve_path(
                 format!("`path` starts with `${{{v}}}` but the environment variable `{v}` is not set for this build")
             })?;
             let base = std::path::Path::new(&base);
-            let base = if base.is_absolute() { base.to_path_buf() } else { manifest_dir.join(base) };
+            let base =
+                if base.is_absolute() { base.to_path_buf() } else { manifest_dir.join(base) };
             Ok(ResolvedPath { file: base.join(rest), env_var: Some(v.to_string()) })
         }
         None => Ok(ResolvedPath { file: manifest_dir.join(rest), env_var: None }),
@@ -411,7 +436,11 @@ pub fn unknown(what: &str, got: &str, valid: &[&str]) -> String {
 /// or the only valid name that `got` abbreviates (`obj` → `object`).
 pub fn nearest<'v>(got: &str, valid: &[&'v str]) -> Option<&'v str> {
     let g = got.to_ascii_lowercase();
-    let prefixed: Vec<&str> = valid.iter().copied().filter(|v| g.len() >= 2 && v.to_ascii_lowercase().starts_with(&g)).collect();
+    let prefixed: Vec<&str> = valid
+        .iter()
+        .copied()
+        .filter(|v| g.len() >= 2 && v.to_ascii_lowercase().starts_with(&g))
+        .collect();
     if let [only] = prefixed[..] {
         return Some(only);
     }
@@ -477,8 +506,18 @@ mod tests {
 
     #[test]
     fn full_declaration() {
-        let d = parse(quote!(path = "m.gguf", target = "rk3588", quant = "int4_hadamard", context = 2048, embed = "object")).unwrap();
-        assert_eq!((d.name.as_str(), d.path.as_str(), d.target.name, d.scheme), ("M", "m.gguf", "rk3588", Scheme::Int4Hadamard));
+        let d = parse(quote!(
+            path = "m.gguf",
+            target = "rk3588",
+            quant = "int4_hadamard",
+            context = 2048,
+            embed = "object"
+        ))
+        .unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.path.as_str(), d.target.name, d.scheme),
+            ("M", "m.gguf", "rk3588", Scheme::Int4Hadamard)
+        );
         assert_eq!((d.context, d.context_given, d.embed), (2048, true, Embed::Object));
         let d = parse(quote!(path = "m.gguf", target = "cpu", quant = "fp16")).unwrap();
         assert_eq!((d.context, d.context_given, d.embed), (DEFAULT_CONTEXT, false, Embed::Auto));
@@ -489,18 +528,27 @@ mod tests {
         let e = parse(quote!(path = "m.gguf", target = "rk3589", quant = "int8")).unwrap_err();
         assert_eq!(e, "unknown target `rk3589` (did you mean `rk3588`?); valid targets: rk3588, rk3576, rk3566, rk3568, cpu");
         let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "q4_0")).unwrap_err();
-        assert_eq!(e, "unknown quant `q4_0`; valid quants: fp16, int8, int8_hadamard, int4, int4_hadamard");
+        assert_eq!(
+            e,
+            "unknown quant `q4_0`; valid quants: fp16, int8, int8_hadamard, int4, int4_hadamard"
+        );
         let e = parse(quote!(path = "m.gguf", target = "rk3566", quant = "int4")).unwrap_err();
-        assert_eq!(e, "target `rk3566` cannot run quant `int4`; it supports: fp16, int8, int8_hadamard");
-        let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", contxt = 5)).unwrap_err();
+        assert_eq!(
+            e,
+            "target `rk3566` cannot run quant `int4`; it supports: fp16, int8, int8_hadamard"
+        );
+        let e =
+            parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", contxt = 5)).unwrap_err();
         assert!(e.starts_with("unknown argument `contxt` (did you mean `context`?)"), "{e}");
         let e = parse(quote!(target = "cpu", quant = "int8")).unwrap_err();
         assert!(e.starts_with("#[npu_model] needs `path`"), "{e}");
         let e = parse(quote!(path = "a", path = "b", target = "cpu", quant = "int8")).unwrap_err();
         assert_eq!(e, "`path` is given twice");
-        let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", context = 0)).unwrap_err();
+        let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", context = 0))
+            .unwrap_err();
         assert!(e.starts_with("`context` must be between 1 and"), "{e}");
-        let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", embed = "obj")).unwrap_err();
+        let e = parse(quote!(path = "m.gguf", target = "cpu", quant = "int8", embed = "obj"))
+            .unwrap_err();
         assert!(e.starts_with("unknown embed mode `obj` (did you mean `object`?)"), "{e}");
         let e = parse(quote!(path = 5, target = "cpu", quant = "int8")).unwrap_err();
         assert!(e.starts_with("`path` takes a string literal"), "{e}");
@@ -511,8 +559,14 @@ mod tests {
         let dir = std::path::Path::new("/crate");
         let env = |v: &str| (v == "NPU_CACHE").then(|| "/cache".to_string());
         let r = resolve_path("${NPU_CACHE}/m.gguf", dir, env).unwrap();
-        assert_eq!(r, ResolvedPath { file: "/cache/m.gguf".into(), env_var: Some("NPU_CACHE".into()) });
-        assert_eq!(resolve_path("models/m.gguf", dir, env).unwrap().file, std::path::PathBuf::from("/crate/models/m.gguf"));
+        assert_eq!(
+            r,
+            ResolvedPath { file: "/cache/m.gguf".into(), env_var: Some("NPU_CACHE".into()) }
+        );
+        assert_eq!(
+            resolve_path("models/m.gguf", dir, env).unwrap().file,
+            std::path::PathBuf::from("/crate/models/m.gguf")
+        );
         let e = resolve_path("${HOME_X}/m.gguf", dir, env).unwrap_err();
         assert!(e.contains("`HOME_X` is not set"), "{e}");
         assert!(check_path("${NPU_CACHE/m.gguf").is_err());

@@ -76,7 +76,13 @@ pub fn discover(manifest_dir: &Path) -> Discovery {
     d
 }
 
-fn walk_file(manifest_dir: &Path, file: &Path, mod_dir: &Path, seen: &mut BTreeSet<PathBuf>, d: &mut Discovery) {
+fn walk_file(
+    manifest_dir: &Path,
+    file: &Path,
+    mod_dir: &Path,
+    seen: &mut BTreeSet<PathBuf>,
+    d: &mut Discovery,
+) {
     if !seen.insert(file.to_path_buf()) {
         return;
     }
@@ -84,7 +90,8 @@ fn walk_file(manifest_dir: &Path, file: &Path, mod_dir: &Path, seen: &mut BTreeS
     let Ok(text) = std::fs::read_to_string(file) else { return };
     let Ok(ast) = syn::parse_file(&text) else { return };
     let rel = file.strip_prefix(manifest_dir).unwrap_or(file);
-    let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    let rel =
+        rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
     walk_items(manifest_dir, &rel, file, &ast.items, mod_dir, seen, d);
 }
 
@@ -208,7 +215,9 @@ mod tests {
     fn follows_modules_in_order() {
         let root = std::env::temp_dir().join(format!("npu-discover-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let decl = |n: &str| format!("#[npu_model(path = \"m.gguf\", target = \"cpu\", quant = \"int8\")]\npub struct {n};\n");
+        let decl = |n: &str| {
+            format!("#[npu_model(path = \"m.gguf\", target = \"cpu\", quant = \"int8\")]\npub struct {n};\n")
+        };
         write(&root, "src/lib.rs", &format!("mod a;\nmod b;\nmod inline {{ mod deep; {} }}\n#[path = \"other/x.rs\"] mod x;\nmod missing;\n{}", decl("I"), decl("L")));
         write(&root, "src/a.rs", &format!("mod child;\n{}", decl("A")));
         write(&root, "src/a/child.rs", &decl("C"));

@@ -160,11 +160,15 @@ impl Report {
 
     /// Output-SQNR summary over the same tensors.
     pub fn output_summary(&self) -> Option<SqnrSummary> {
-        summarize(self.scheme_matmuls().filter_map(|t| t.out_sqnr_db().map(|d| (t.name.as_str(), d))))
+        summarize(
+            self.scheme_matmuls().filter_map(|t| t.out_sqnr_db().map(|d| (t.name.as_str(), d))),
+        )
     }
 
     fn scheme_matmuls(&self) -> impl Iterator<Item = &TensorReport> {
-        self.tensors.iter().filter(move |t| t.kind == TensorKind::Matmul && t.scheme == Some(self.scheme))
+        self.tensors
+            .iter()
+            .filter(move |t| t.kind == TensorKind::Matmul && t.scheme == Some(self.scheme))
     }
 
     /// The one-line summary printed by `npu pack`.
@@ -185,7 +189,11 @@ impl Report {
             );
         }
         if let Some(o) = self.output_summary() {
-            let _ = write!(s, "; output SQNR median {:.2} dB, worst {:.2} dB ({})", o.median_db, o.worst_db, o.worst_tensor);
+            let _ = write!(
+                s,
+                "; output SQNR median {:.2} dB, worst {:.2} dB ({})",
+                o.median_db, o.worst_db, o.worst_tensor
+            );
         }
         s
     }
@@ -198,7 +206,9 @@ impl Report {
         o.push_str(",\n  \"scheme\": ");
         json_str(&mut o, self.scheme.name());
         o.push_str(",\n  \"domain\": \"stored (rotated for hadamard schemes; equal ratios to the original domain)\"");
-        for (key, sum) in [("weight_summary", self.weight_summary()), ("output_summary", self.output_summary())] {
+        for (key, sum) in
+            [("weight_summary", self.weight_summary()), ("output_summary", self.output_summary())]
+        {
             let _ = write!(o, ",\n  \"{key}\": ");
             match sum {
                 None => o.push_str("null"),
@@ -223,7 +233,11 @@ impl Report {
                 Some(s) => json_str(&mut o, s.name()),
                 None => o.push_str("null"),
             }
-            let _ = write!(o, ", \"n\": {}, \"k\": {}, \"bytes\": {}, \"rel_err\": ", t.n, t.k, t.bytes);
+            let _ = write!(
+                o,
+                ", \"n\": {}, \"k\": {}, \"bytes\": {}, \"rel_err\": ",
+                t.n, t.k, t.bytes
+            );
             num(&mut o, t.rel_err());
             o.push_str(", \"sqnr_db\": ");
             num(&mut o, t.sqnr_db());

@@ -13,7 +13,9 @@
 //!   strip the whitespace after them).
 
 use crate::gguf::{Gguf, ValueType};
-use npu_runtime::tokenizer::{attr, gpt2_cpt_to_byte, BpeMerge, PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN};
+use npu_runtime::tokenizer::{
+    attr, gpt2_cpt_to_byte, BpeMerge, PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN,
+};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
@@ -102,8 +104,11 @@ pub struct TokenizerSource {
 impl TokenizerSource {
     /// Reads the tokenizer metadata of a GGUF file.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<TokenizerSource, TokenizerBuildError> {
-        let s = |k: &str| -> Result<Option<String>, TokenizerBuildError> { Ok(g.get_str(k)?.map(str::to_owned)) };
-        let model = s("tokenizer.ggml.model")?.ok_or(TokenizerBuildError::Missing("tokenizer.ggml.model"))?;
+        let s = |k: &str| -> Result<Option<String>, TokenizerBuildError> {
+            Ok(g.get_str(k)?.map(str::to_owned))
+        };
+        let model = s("tokenizer.ggml.model")?
+            .ok_or(TokenizerBuildError::Missing("tokenizer.ggml.model"))?;
         let strings = |k: &str| -> Result<Vec<String>, TokenizerBuildError> {
             Ok(g.get_str_array(k)?.unwrap_or_default().into_iter().map(str::to_owned).collect())
         };
@@ -113,7 +118,10 @@ impl TokenizerSource {
         if let Some(a) = g.get_array("tokenizer.ggml.token_type")? {
             for v in a.iter() {
                 let t = v.as_i64().ok_or_else(|| {
-                    TokenizerBuildError::Invalid(format!("token_type element is {:?}", v.value_type()))
+                    TokenizerBuildError::Invalid(format!(
+                        "token_type element is {:?}",
+                        v.value_type()
+                    ))
                 })?;
                 token_types.push(t as i32);
             }
@@ -125,7 +133,9 @@ impl TokenizerSource {
                     ValueType::F32 | ValueType::F64 => v.as_f64().map(|x| x as f32),
                     _ => v.as_i64().map(|x| x as f32),
                 };
-                scores.push(x.ok_or_else(|| TokenizerBuildError::Invalid("scores element is not a number".into()))?);
+                scores.push(x.ok_or_else(|| {
+                    TokenizerBuildError::Invalid("scores element is not a number".into())
+                })?);
             }
         }
         Ok(TokenizerSource {
@@ -193,20 +203,65 @@ pub struct OwnedTokenizerTables {
 }
 
 /// Pre-tokenizer names for which llama.cpp emits a word that is a whole token without merging.
-const IGNORE_MERGES_PRE: &[&str] =
-    &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"];
+const IGNORE_MERGES_PRE: &[&str] = &[
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
+    "jina-v5-nano",
+];
 
 /// Token texts llama.cpp recognises as end-of-turn, end-of-message and fill-in-the-middle
 /// markers and forces to control tokens; first list: end of turn, second: end of message.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-    "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
 const FIM_TEXTS: &[&[&str]] = &[
-    &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"],
-    &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"],
-    &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"],
+    &[
+        "<|fim_prefix|>",
+        "<fim-prefix>",
+        "<fim_prefix>",
+        "<｜fim▁begin｜>",
+        "<PRE>",
+        "▁<PRE>",
+        "<|code_prefix|>",
+        "<|prefix|>",
+    ],
+    &[
+        "<|fim_suffix|>",
+        "<fim-suffix>",
+        "<fim_suffix>",
+        "<｜fim▁hole｜>",
+        "<SUF>",
+        "▁<SUF>",
+        "<|code_suffix|>",
+        "<|suffix|>",
+    ],
+    &[
+        "<|fim_middle|>",
+        "<fim-middle>",
+        "<fim_middle>",
+        "<｜fim▁end｜>",
+        "<MID>",
+        "▁<MID>",
+        "<|code_middle|>",
+        "<|middle|>",
+    ],
     &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
     &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
     &["<|file_sep|>"],
@@ -233,18 +288,21 @@ impl OwnedTokenizerTables {
         if n >= NO_TOKEN as usize {
             return Err(TokenizerBuildError::Invalid(format!("{n} tokens do not fit u32 ids")));
         }
-        let (kind, pre, mut bos, mut eos, mut add_bos, mut add_eos, mut add_space_prefix) = match src.model.as_str() {
-            "gpt2" => {
-                let name = src.pre.as_deref().unwrap_or("default");
-                let pre = PreTokenizer::from_gguf_name(name)
-                    .ok_or_else(|| TokenizerBuildError::UnsupportedPre(name.to_owned()))?;
-                // llama.cpp turns BOS on by default for the Llama 3 family only.
-                let bos_default = IGNORE_MERGES_PRE.contains(&name);
-                (TokenizerKind::Bpe, pre, Some(11), Some(11), bos_default, false, false)
-            }
-            "llama" => (TokenizerKind::Spm, PreTokenizer::None, Some(1), Some(2), true, false, true),
-            m => return Err(TokenizerBuildError::UnsupportedModel(m.to_owned())),
-        };
+        let (kind, pre, mut bos, mut eos, mut add_bos, mut add_eos, mut add_space_prefix) =
+            match src.model.as_str() {
+                "gpt2" => {
+                    let name = src.pre.as_deref().unwrap_or("default");
+                    let pre = PreTokenizer::from_gguf_name(name)
+                        .ok_or_else(|| TokenizerBuildError::UnsupportedPre(name.to_owned()))?;
+                    // llama.cpp turns BOS on by default for the Llama 3 family only.
+                    let bos_default = IGNORE_MERGES_PRE.contains(&name);
+                    (TokenizerKind::Bpe, pre, Some(11), Some(11), bos_default, false, false)
+                }
+                "llama" => {
+                    (TokenizerKind::Spm, PreTokenizer::None, Some(1), Some(2), true, false, true)
+                }
+                m => return Err(TokenizerBuildError::UnsupportedModel(m.to_owned())),
+            };
         let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < n);
         bos = in_range(src.bos.or(bos));
         eos = in_range(src.eos.or(eos));
@@ -256,7 +314,8 @@ impl OwnedTokenizerTables {
         if kind == TokenizerKind::Spm {
             add_space_prefix = src.add_space_prefix.unwrap_or(add_space_prefix);
         }
-        let ignore_merges = kind == TokenizerKind::Bpe && src.pre.as_deref().is_some_and(|p| IGNORE_MERGES_PRE.contains(&p));
+        let ignore_merges = kind == TokenizerKind::Bpe
+            && src.pre.as_deref().is_some_and(|p| IGNORE_MERGES_PRE.contains(&p));
 
         // Attributes from token types.
         let mut attrs: Vec<u8> = (0..n)
@@ -292,9 +351,13 @@ impl OwnedTokenizerTables {
         }
         // Specials: control, user-defined and unknown tokens, longest first.
         let mut specials: Vec<u32> = (0..n as u32)
-            .filter(|&i| attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+            .filter(|&i| {
+                attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
+            })
             .collect();
-        specials.sort_by(|&a, &b| src.tokens[b as usize].len().cmp(&src.tokens[a as usize].len()).then(a.cmp(&b)));
+        specials.sort_by(|&a, &b| {
+            src.tokens[b as usize].len().cmp(&src.tokens[a as usize].len()).then(a.cmp(&b))
+        });
         // Phi-3: every special strips the whitespace after it, except <unk>, <s>, <|endoftext|>.
         let name = src.model_name.as_deref().unwrap_or("").to_lowercase();
         if name.contains("phi-3") || name.contains("phi3") {
@@ -332,17 +395,20 @@ impl OwnedTokenizerTables {
                 },
             };
             // llama.cpp renames empty tokens so they cannot match anything.
-            let searchable = searchable && !bytes.is_empty() && by_text.get(text.as_str()) == Some(&(i as u32));
+            let searchable =
+                searchable && !bytes.is_empty() && by_text.get(text.as_str()) == Some(&(i as u32));
             token_bytes.extend_from_slice(&bytes);
-            token_offsets.push(
-                u32::try_from(token_bytes.len())
-                    .map_err(|_| TokenizerBuildError::Invalid("vocabulary larger than 4 GiB".into()))?,
-            );
+            token_offsets.push(u32::try_from(token_bytes.len()).map_err(|_| {
+                TokenizerBuildError::Invalid("vocabulary larger than 4 GiB".into())
+            })?);
             if searchable {
                 lookup.push(i as u32);
             }
         }
-        let tok = |id: u32| &token_bytes[token_offsets[id as usize] as usize..token_offsets[id as usize + 1] as usize];
+        let tok = |id: u32| {
+            &token_bytes
+                [token_offsets[id as usize] as usize..token_offsets[id as usize + 1] as usize]
+        };
         lookup.sort_by(|&a, &b| tok(a).cmp(tok(b)).then(a.cmp(&b)));
         // Equal bytes from different texts (possible only for SPM-unreachable corner cases):
         // keep the highest id, like a map filled in id order.
@@ -364,7 +430,9 @@ impl OwnedTokenizerTables {
                 TokenizerKind::Spm => by_text
                     .get(format!("<0x{b:02X}>").as_str())
                     .copied()
-                    .or_else(|| std::str::from_utf8(&[b]).ok().and_then(|s| by_text.get(s).copied()))
+                    .or_else(|| {
+                        std::str::from_utf8(&[b]).ok().and_then(|s| by_text.get(s).copied())
+                    })
                     .unwrap_or(NO_TOKEN),
             };
         }
@@ -374,7 +442,10 @@ impl OwnedTokenizerTables {
             let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
             for (rank, m) in src.merges.iter().enumerate() {
                 // Split at the first space after the first character, as llama.cpp does.
-                let Some(pos) = m.char_indices().skip(1).find(|&(_, c)| c == ' ').map(|(p, _)| p) else { continue };
+                let Some(pos) = m.char_indices().skip(1).find(|&(_, c)| c == ' ').map(|(p, _)| p)
+                else {
+                    continue;
+                };
                 let (l, r) = (&m[..pos], &m[pos + 1..]);
                 let (Some(&li), Some(&ri)) = (by_text.get(l), by_text.get(r)) else { continue };
                 let merged = by_text.get(format!("{l}{r}").as_str()).copied().unwrap_or(NO_TOKEN);
@@ -445,14 +516,15 @@ impl OwnedTokenizerTables {
         let mut s = String::new();
         let rt = "::npu_runtime::tokenizer";
         let _ = writeln!(s, "// Tokenizer tables generated by npu-build; do not edit.");
-        let arr = |s: &mut String, name: &str, ty: &str, items: &mut dyn Iterator<Item = String>| {
-            let items: Vec<String> = items.collect();
-            let _ = writeln!(s, "static {prefix}_{name}: [{ty}; {}] = [", items.len());
-            for chunk in items.chunks(16) {
-                let _ = writeln!(s, "    {},", chunk.join(", "));
-            }
-            let _ = writeln!(s, "];");
-        };
+        let arr =
+            |s: &mut String, name: &str, ty: &str, items: &mut dyn Iterator<Item = String>| {
+                let items: Vec<String> = items.collect();
+                let _ = writeln!(s, "static {prefix}_{name}: [{ty}; {}] = [", items.len());
+                for chunk in items.chunks(16) {
+                    let _ = writeln!(s, "    {},", chunk.join(", "));
+                }
+                let _ = writeln!(s, "];");
+            };
         arr(&mut s, "TOKEN_BYTES", "u8", &mut self.token_bytes.iter().map(|b| b.to_string()));
         arr(&mut s, "TOKEN_OFFSETS", "u32", &mut self.token_offsets.iter().map(|b| b.to_string()));
         arr(&mut s, "TOKEN_ATTRS", "u8", &mut self.token_attrs.iter().map(|b| b.to_string()));
@@ -462,11 +534,19 @@ impl OwnedTokenizerTables {
             "MERGES",
             &format!("{rt}::BpeMerge"),
             &mut self.merges.iter().map(|m| {
-                format!("{rt}::BpeMerge {{ left: {}, right: {}, rank: {}, merged: {} }}", m.left, m.right, m.rank, m.merged)
+                format!(
+                    "{rt}::BpeMerge {{ left: {}, right: {}, rank: {}, merged: {} }}",
+                    m.left, m.right, m.rank, m.merged
+                )
             }),
         );
         // Bit patterns keep every float exact (and NaN-safe) through the text form.
-        arr(&mut s, "SCORES", "f32", &mut self.scores.iter().map(|x| format!("f32::from_bits(0x{:08x})", x.to_bits())));
+        arr(
+            &mut s,
+            "SCORES",
+            "f32",
+            &mut self.scores.iter().map(|x| format!("f32::from_bits(0x{:08x})", x.to_bits())),
+        );
         arr(&mut s, "SPECIALS", "u32", &mut self.specials.iter().map(|b| b.to_string()));
         arr(&mut s, "BYTE_TOKENS", "u32", &mut self.byte_tokens.iter().map(|b| b.to_string()));
         let opt = |o: Option<u32>| o.map_or("None".to_owned(), |v| format!("Some({v})"));
@@ -475,10 +555,22 @@ impl OwnedTokenizerTables {
             TokenizerKind::Spm => "Spm",
         };
         let _ = writeln!(s, "/// The tokenizer tables.");
-        let _ = writeln!(s, "pub static {prefix}: {rt}::TokenizerTables<'static> = {rt}::TokenizerTables {{");
+        let _ = writeln!(
+            s,
+            "pub static {prefix}: {rt}::TokenizerTables<'static> = {rt}::TokenizerTables {{"
+        );
         let _ = writeln!(s, "    kind: {rt}::TokenizerKind::{kind},");
         let _ = writeln!(s, "    pre: {rt}::PreTokenizer::{:?},", self.pre);
-        for f in ["token_bytes", "token_offsets", "token_attrs", "sorted_ids", "merges", "scores", "specials", "byte_tokens"] {
+        for f in [
+            "token_bytes",
+            "token_offsets",
+            "token_attrs",
+            "sorted_ids",
+            "merges",
+            "scores",
+            "specials",
+            "byte_tokens",
+        ] {
             let _ = writeln!(s, "    {f}: &{prefix}_{},", f.to_uppercase());
         }
         let _ = writeln!(s, "    bos: {},", opt(self.bos));

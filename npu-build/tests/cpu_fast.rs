@@ -9,7 +9,9 @@ use npu_build::pack::{pack, MemSource, PackOptions, SeededRng};
 use npu_runtime::backend::{Backend, CpuReference, PackedWeight};
 use npu_runtime::cpu::{scratch_len_rows, CpuFast, Isa};
 use npu_runtime::exec;
-use npu_runtime::format::{ElemType, Geometry, Layout, Pipeline, Region, Scheme, Shard, TensorDesc, TensorKind};
+use npu_runtime::format::{
+    ElemType, Geometry, Layout, Pipeline, Region, Scheme, Shard, TensorDesc, TensorKind,
+};
 use npu_runtime::target::Target;
 use npu_runtime::Error;
 use pack_common::{one, random_matrix};
@@ -38,7 +40,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// Activations with the awkward cases: outliers, an all-zero row (scale 0), exact ties.
 fn activations(seed: u64, m: usize, k: usize) -> Vec<f32> {
     let mut rng = SeededRng::new(seed);
-    let mut x: Vec<f32> = (0..m * k).map(|i| rng.normal() * if i % 61 == 0 { 8.0 } else { 1.0 }).collect();
+    let mut x: Vec<f32> =
+        (0..m * k).map(|i| rng.normal() * if i % 61 == 0 { 8.0 } else { 1.0 }).collect();
     if m > 1 {
         x[k..2 * k].fill(0.0);
     }
@@ -50,10 +53,20 @@ fn activations(seed: u64, m: usize, k: usize) -> Vec<f32> {
     x
 }
 
-fn compare(target: &str, scheme: Scheme, n: usize, k: usize, ms: &[usize], seed: u64, backends: &mut [(String, CpuFast)]) {
+fn compare(
+    target: &str,
+    scheme: Scheme,
+    n: usize,
+    k: usize,
+    ms: &[usize],
+    seed: u64,
+    backends: &mut [(String, CpuFast)],
+) {
     let w = random_matrix(seed, n, k);
     let src = one("blk.1.ffn_up.weight", n, k, w);
-    let p = pack(&src, &PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: 1 }).unwrap();
+    let p =
+        pack(&src, &PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: 1 })
+            .unwrap();
     let d = p.tensors[0].desc();
     let pw = PackedWeight::new(&d, &p.blob).unwrap();
     for &m in ms {
@@ -88,7 +101,9 @@ fn every_target_scheme_and_kernel_matches_the_reference() {
             }
             // K: under one tile, odd, several segments on every target (cpu int4 128, int8
             // 256; RK int4 640); N: one channel, odd, several tiles and cores.
-            for (i, &(n, k)) in [(1, 33), (7, 70), (70, 200), (130, 1500), (37, 577)].iter().enumerate() {
+            for (i, &(n, k)) in
+                [(1, 33), (7, 70), (70, 200), (130, 1500), (37, 577)].iter().enumerate()
+            {
                 compare(t.name, s, n, k, &[1, 3, 19], (i as u64 + 1) * 1000 + n as u64, &mut bs);
             }
         }
@@ -108,7 +123,14 @@ fn long_segments_match() {
 #[test]
 fn smollm2_shapes_match() {
     let mut bs = backends();
-    for (target, s) in [("cpu", Scheme::Int8), ("rk3588", Scheme::Int8Hadamard), ("cpu", Scheme::Fp16), ("rk3588", Scheme::Int4), ("cpu", Scheme::Int4Hadamard), ("rk3566", Scheme::Fp16)] {
+    for (target, s) in [
+        ("cpu", Scheme::Int8),
+        ("rk3588", Scheme::Int8Hadamard),
+        ("cpu", Scheme::Fp16),
+        ("rk3588", Scheme::Int4),
+        ("cpu", Scheme::Int4Hadamard),
+        ("rk3566", Scheme::Fp16),
+    ] {
         compare(target, s, 576, 1536, &[1, 5], 12, &mut bs);
         compare(target, s, 1536, 576, &[1], 13, &mut bs);
     }
@@ -118,7 +140,15 @@ fn smollm2_shapes_match() {
 fn int4_hand(kl: u32, byte: u8) -> (Vec<u8>, [Shard; 1], Geometry) {
     let geom = Geometry::plan(kl, 64, 32, 64, kl, 1);
     let len = kl as usize * 64 / 2;
-    let shards = [Shard { k_seg: 0, core: 0, k0: 0, k_len: kl, n0: 0, n_len: 64, data: Region { offset: 0, len: len as u64 } }];
+    let shards = [Shard {
+        k_seg: 0,
+        core: 0,
+        k0: 0,
+        k_len: kl,
+        n0: 0,
+        n_len: 64,
+        data: Region { offset: 0, len: len as u64 },
+    }];
     let mut blob = vec![byte; len];
     for _ in 0..64 {
         blob.extend_from_slice(&1.0f32.to_le_bytes());
@@ -171,8 +201,24 @@ fn int4_overflow_semantics_match() {
     assert_eq!((geom.k_segs, geom.k_seg_len), (2, 704));
     let half = 704 * 64 / 2;
     let shards = [
-        Shard { k_seg: 0, core: 0, k0: 0, k_len: 704, n0: 0, n_len: 64, data: Region { offset: 0, len: half as u64 } },
-        Shard { k_seg: 1, core: 0, k0: 704, k_len: 704, n0: 0, n_len: 64, data: Region { offset: half as u64, len: half as u64 } },
+        Shard {
+            k_seg: 0,
+            core: 0,
+            k0: 0,
+            k_len: 704,
+            n0: 0,
+            n_len: 64,
+            data: Region { offset: 0, len: half as u64 },
+        },
+        Shard {
+            k_seg: 1,
+            core: 0,
+            k0: 704,
+            k_len: 704,
+            n0: 0,
+            n_len: 64,
+            data: Region { offset: half as u64, len: half as u64 },
+        },
     ];
     let mut blob = vec![0x11u8; half];
     blob.extend(vec![0x77u8; half]);
@@ -191,7 +237,10 @@ fn int4_overflow_semantics_match() {
     let pw = PackedWeight::new(&d, &blob).unwrap();
     let x = vec![1.0f32; 1408];
     let mut want = vec![0f32; 64];
-    assert_eq!(exec::matmul(&d, &blob, &x, 1, &mut want, &mut vec![0f32; 1408]), Err(Error::AccumulatorOverflow { k_seg: 1 }));
+    assert_eq!(
+        exec::matmul(&d, &blob, &x, 1, &mut want, &mut vec![0f32; 1408]),
+        Err(Error::AccumulatorOverflow { k_seg: 1 })
+    );
     for (name, b) in bs.iter_mut() {
         let r = b.matmul(&pw, &x, 1, &mut want, &mut vec![0f32; scratch_len_rows(&d, 1)]);
         assert_eq!(r, Err(Error::AccumulatorOverflow { k_seg: 1 }), "{name}");
@@ -201,14 +250,27 @@ fn int4_overflow_semantics_match() {
 #[test]
 fn misuse_is_an_error() {
     let src = one("blk.0.attn_q.weight", 8, 64, random_matrix(1, 8, 64));
-    let p = pack(&src, &PackOptions { target: Target::by_name("cpu").unwrap(), scheme: Scheme::Int8, threads: 1 }).unwrap();
+    let p = pack(
+        &src,
+        &PackOptions { target: Target::by_name("cpu").unwrap(), scheme: Scheme::Int8, threads: 1 },
+    )
+    .unwrap();
     let d = p.tensors[0].desc();
     let pw = PackedWeight::new(&d, &p.blob).unwrap();
     let mut b = CpuFast::new();
     let need = b.scratch_len(&pw);
-    assert_eq!(b.matmul(&pw, &[0.0; 63], 1, &mut [0.0; 8], &mut vec![0.0; need]), Err(Error::Length { what: "x", need: 64, got: 63 }));
-    assert_eq!(b.matmul(&pw, &[0.0; 64], 1, &mut [0.0; 7], &mut vec![0.0; need]), Err(Error::Length { what: "y", need: 8, got: 7 }));
-    assert!(matches!(b.matmul(&pw, &[0.0; 64], 1, &mut [0.0; 8], &mut vec![0.0; need - 1]), Err(Error::Length { what: "scratch", .. })));
+    assert_eq!(
+        b.matmul(&pw, &[0.0; 63], 1, &mut [0.0; 8], &mut vec![0.0; need]),
+        Err(Error::Length { what: "x", need: 64, got: 63 })
+    );
+    assert_eq!(
+        b.matmul(&pw, &[0.0; 64], 1, &mut [0.0; 7], &mut vec![0.0; need]),
+        Err(Error::Length { what: "y", need: 8, got: 7 })
+    );
+    assert!(matches!(
+        b.matmul(&pw, &[0.0; 64], 1, &mut [0.0; 8], &mut vec![0.0; need - 1]),
+        Err(Error::Length { what: "scratch", .. })
+    ));
     // Every kernel set this CPU lacks is refused, not run.
     for isa in Isa::ALL {
         assert_eq!(CpuFast::with_isa(isa).is_ok(), isa.available());
@@ -263,10 +325,28 @@ fn whole_model_logits_match_the_reference() {
         ignore_merges: false,
     };
     let prompt: Vec<u32> = (0..20).map(|i| (i * 7 + 3) % 80).collect();
-    for (target, scheme) in [("cpu", Scheme::Fp16), ("rk3588", Scheme::Int8Hadamard), ("cpu", Scheme::Int4), ("rk3588", Scheme::Int4Hadamard)] {
-        let p = pack(&src, &PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: 1 }).unwrap();
+    for (target, scheme) in [
+        ("cpu", Scheme::Fp16),
+        ("rk3588", Scheme::Int8Hadamard),
+        ("cpu", Scheme::Int4),
+        ("rk3588", Scheme::Int4Hadamard),
+    ] {
+        let p = pack(
+            &src,
+            &PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: 1 },
+        )
+        .unwrap();
         let descs = p.descs();
-        let model = Model { config: c, weights: PackedModel { target: p.target.id, scheme: p.scheme, tensors: &descs, blob: &p.blob }, tokenizer: &tables };
+        let model = Model {
+            config: c,
+            weights: PackedModel {
+                target: p.target.id,
+                scheme: p.scheme,
+                tensors: &descs,
+                blob: &p.blob,
+            },
+            tokenizer: &tables,
+        };
         let run = |b: &mut dyn FnMut(&mut Vec<u8>) -> Vec<Vec<u32>>| {
             let mut arena = vec![0u8; arena_bytes(&c, 64)];
             b(&mut arena)

@@ -229,7 +229,12 @@ fn any_bytes_any_length_never_panic() {
                 for dst_len in [blocks * bl, blocks * bl + 1, (blocks * bl).saturating_sub(1)] {
                     let mut out = vec![0.0; dst_len];
                     let ok = ty.bytes_for(dst_len as u64) == Some(src.len() as u64);
-                    assert_eq!(dequantize(ty, src, &mut out).is_ok(), ok, "{ty} {} {dst_len}", src.len());
+                    assert_eq!(
+                        dequantize(ty, src, &mut out).is_ok(),
+                        ok,
+                        "{ty} {} {dst_len}",
+                        src.len()
+                    );
                 }
             }
         }

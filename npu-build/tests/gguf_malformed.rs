@@ -258,7 +258,10 @@ fn row_range_errors() {
 
 #[test]
 fn undequantizable_type_opens_but_fails_on_dequantize() {
-    let ty = GgmlType::ALL.into_iter().find(|&t| !npu_build::dequant::supported(t)).expect("every type supported");
+    let ty = GgmlType::ALL
+        .into_iter()
+        .find(|&t| !npu_build::dequant::supported(t))
+        .expect("every type supported");
     let n = ty.block_len();
     let bytes = Builder::new()
         .tensor(t("blk.0.ffn_up.weight", &[n], ty, 0))
@@ -292,7 +295,8 @@ fn no_tensors_and_data_start_past_eof_is_fine() {
 fn truncated_at_every_offset() {
     let bytes = valid().build();
     for len in 0..bytes.len() {
-        let r = std::panic::catch_unwind(|| Gguf::from_bytes("trunc.gguf", &bytes[..len]).map(|_| ()));
+        let r =
+            std::panic::catch_unwind(|| Gguf::from_bytes("trunc.gguf", &bytes[..len]).map(|_| ()));
         match r {
             Ok(Err(e)) => assert!(e.to_string().starts_with("trunc.gguf: "), "{e}"),
             Ok(Ok(())) => panic!("file truncated to {len} of {} bytes was accepted", bytes.len()),
@@ -339,7 +343,10 @@ fn unsupported_versions() {
 #[test]
 fn tensor_data_outside_file() {
     let bytes = valid().tensor(t("c", &[8], GgmlType::F32, 1 << 20)).build();
-    assert_has(&err(&bytes), &["tensor 'c'", "outside the file", &format!("({} bytes)", bytes.len())]);
+    assert_has(
+        &err(&bytes),
+        &["tensor 'c'", "outside the file", &format!("({} bytes)", bytes.len())],
+    );
     // An offset so large that data_start + offset overflows.
     let bytes = valid().tensor(t("d", &[8], GgmlType::F32, u64::MAX - 31)).build();
     assert_has(&err(&bytes), &["tensor 'd'", "outside the file"]);
@@ -388,7 +395,10 @@ fn absurd_counts() {
     assert_has(&err(&b.build()), &["tensor_count 1152921504606846976", "at byte 8", "impossible"]);
     let mut b = valid();
     b.kv_count = Some(1 << 60);
-    assert_has(&err(&b.build()), &["metadata_kv_count 1152921504606846976", "at byte 16", "impossible"]);
+    assert_has(
+        &err(&b.build()),
+        &["metadata_kv_count 1152921504606846976", "at byte 16", "impossible"],
+    );
     let mut b = valid();
     b.kv_count = Some(u64::MAX);
     assert_has(&err(&b.build()), &["metadata_kv_count 18446744073709551615"]);
@@ -396,7 +406,14 @@ fn absurd_counts() {
     let mut arr = 8u32.to_le_bytes().to_vec();
     arr.extend((1u64 << 60).to_le_bytes());
     let bytes = Builder::new().kv("tokenizer.ggml.tokens", V(9, arr)).build();
-    assert_has(&err(&bytes), &["array length of metadata key 'tokenizer.ggml.tokens'", "1152921504606846976", "impossible"]);
+    assert_has(
+        &err(&bytes),
+        &[
+            "array length of metadata key 'tokenizer.ggml.tokens'",
+            "1152921504606846976",
+            "impossible",
+        ],
+    );
 }
 
 #[test]
@@ -455,18 +472,27 @@ fn unknown_ggml_type() {
     for id in [4u32, 5, 31, 42, 1000] {
         let mut b = valid();
         b.tensors[1].ty = id;
-        assert_has(&err(&b.build()), &["tensor 'b'", &format!("unknown ggml type id {id}"), "at byte"]);
+        assert_has(
+            &err(&b.build()),
+            &["tensor 'b'", &format!("unknown ggml type id {id}"), "at byte"],
+        );
     }
 }
 
 #[test]
 fn bad_alignment() {
-    for (v, found) in [(v_u32(0), "found 0"), (v_u32(48), "found 48"), (v_str("32"), "type string"), (v_i32(-32), "type int32")] {
+    for (v, found) in [
+        (v_u32(0), "found 0"),
+        (v_u32(48), "found 48"),
+        (v_str("32"), "type string"),
+        (v_i32(-32), "type int32"),
+    ] {
         let bytes = Builder::new().kv("general.alignment", v).build();
         assert_has(&err(&bytes), &["general.alignment", "nonzero power of two", found]);
     }
     // A power of two other than 32 moves the data section.
-    let mut b = Builder::new().kv("general.alignment", v_u32(64)).tensor(t("x", &[2], GgmlType::F32, 0));
+    let mut b =
+        Builder::new().kv("general.alignment", v_u32(64)).tensor(t("x", &[2], GgmlType::F32, 0));
     b.alignment = 64;
     b.data = f32_bytes(&[3.0, 4.0]);
     let bytes = b.build();
@@ -504,7 +530,10 @@ fn hparams_defaults_and_derived() {
     assert_eq!((h.rope_freq_base, h.rope_style, h.vocab_size), (10000.0, RopeStyle::Normal, 3));
     assert!(h.tied_output && !h.qkv_bias);
     let tok = g.tokenizer().unwrap();
-    assert_eq!((tok.model, tok.n_tokens, tok.eos_id, tok.bos_id), (Some("gpt2"), Some(3), Some(2), None));
+    assert_eq!(
+        (tok.model, tok.n_tokens, tok.eos_id, tok.bos_id),
+        (Some("gpt2"), Some(3), Some(2), None)
+    );
     assert!(!tok.has_chat_template);
 
     let bytes = llama_like("qwen2")
@@ -530,7 +559,14 @@ fn hparams_errors() {
     let mut b = llama_like("llama");
     b.kvs[6].1 = v_u32(3);
     let e = Gguf::from_bytes("h.gguf", &b.build()).unwrap().hparams().unwrap_err().to_string();
-    assert_has(&e, &["h.gguf", "llama.attention.head_count_kv", "head_count 4 is not a multiple of head_count_kv 3"]);
+    assert_has(
+        &e,
+        &[
+            "h.gguf",
+            "llama.attention.head_count_kv",
+            "head_count 4 is not a multiple of head_count_kv 3",
+        ],
+    );
 
     let mut b = llama_like("llama");
     b.kvs[5].1 = v_u32(5);
@@ -553,7 +589,10 @@ fn hparams_errors() {
     let e = Gguf::from_bytes("h.gguf", &b.build()).unwrap().hparams().unwrap_err().to_string();
     assert_has(&e, &["'llama.embedding_length' has type string"]);
 
-    let bytes = llama_like("llama").tensor(t("token_embd.weight", &[64, 4], GgmlType::F32, 0)).data(vec![0; 1024]).build();
+    let bytes = llama_like("llama")
+        .tensor(t("token_embd.weight", &[64, 4], GgmlType::F32, 0))
+        .data(vec![0; 1024])
+        .build();
     let e = Gguf::from_bytes("h.gguf", &bytes).unwrap().hparams().unwrap_err().to_string();
     assert_has(&e, &["token_embd.weight", "[64, 4]", "vocab 3"]);
 

@@ -17,7 +17,10 @@ fn model(file: &str) -> Option<Gguf<'static>> {
     let path = cache.join(file);
     if !path.exists() {
         if std::env::var("NPU_REQUIRE_MODELS").as_deref() == Ok("1") {
-            panic!("{} is missing and NPU_REQUIRE_MODELS=1 (run scripts/fetch-models.sh)", path.display());
+            panic!(
+                "{} is missing and NPU_REQUIRE_MODELS=1 (run scripts/fetch-models.sh)",
+                path.display()
+            );
         }
         eprintln!("note: skipping, {} is missing (run scripts/fetch-models.sh)", path.display());
         return None;
@@ -70,10 +73,19 @@ fn dequantize_in_chunks(g: &Gguf<'_>, t: &TensorInfo) -> u64 {
         let src = &data[row as usize * row_bytes..(row + n) as usize * row_bytes];
         direct.resize(buf.len(), 0.0);
         npu_build::dequant::dequantize(t.ty(), src, &mut direct).unwrap();
-        assert!(buf.iter().zip(&direct).all(|(a, b)| a.to_bits() == b.to_bits()), "{} rows {row}+{n}", t.name());
-        assert!(buf.iter().all(|v| v.is_finite()), "{}: non-finite value in rows {row}+{n}", t.name());
+        assert!(
+            buf.iter().zip(&direct).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{} rows {row}+{n}",
+            t.name()
+        );
+        assert!(
+            buf.iter().all(|v| v.is_finite()),
+            "{}: non-finite value in rows {row}+{n}",
+            t.name()
+        );
         if t.ty() == GgmlType::F32 {
-            let raw: Vec<f32> = src.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            let raw: Vec<f32> =
+                src.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
             assert_eq!(raw, buf, "{}", t.name());
         }
         row += n;
@@ -113,7 +125,10 @@ fn smollm2_135m_q4_1() {
 
     assert_eq!(g.tensors().len(), 272);
     let by = counts_by_type(&g);
-    assert_eq!(by, BTreeMap::from([(GgmlType::Q4_1, 210), (GgmlType::Q8_0, 1), (GgmlType::F32, 61)]));
+    assert_eq!(
+        by,
+        BTreeMap::from([(GgmlType::Q4_1, 210), (GgmlType::Q8_0, 1), (GgmlType::F32, 61)])
+    );
     let embd = g.tensor("token_embd.weight").unwrap();
     assert_eq!((embd.ty(), embd.dims()), (GgmlType::Q8_0, &[576u64, 49152][..]));
     assert!(g.tensor("output.weight").is_none());

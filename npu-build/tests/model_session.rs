@@ -21,7 +21,21 @@ const VOCAB: u64 = 80;
 const LAYERS: u64 = 2;
 
 fn config(arch: Arch, ctx: u32) -> ModelConfig {
-    let mut c = ModelConfig::new(arch, LAYERS as u32, D as u32, HEADS as u32, KV as u32, HD as u32, FF as u32, VOCAB as u32, 10000.0, 1e-5, arch == Arch::Llama, ctx, 2);
+    let mut c = ModelConfig::new(
+        arch,
+        LAYERS as u32,
+        D as u32,
+        HEADS as u32,
+        KV as u32,
+        HD as u32,
+        FF as u32,
+        VOCAB as u32,
+        10000.0,
+        1e-5,
+        arch == Arch::Llama,
+        ctx,
+        2,
+    );
     c.eot = Some(3);
     c
 }
@@ -34,7 +48,9 @@ fn source(arch: Arch) -> MemSource {
         src.push(name, &[k, n], v);
     };
     mat(&mut src, "token_embd.weight", D, VOCAB, 1.0);
-    let norm = |src: &mut MemSource, name: &str, n: u64| src.push(name, &[n], (0..n).map(|i| 1.0 + 0.01 * i as f32).collect());
+    let norm = |src: &mut MemSource, name: &str, n: u64| {
+        src.push(name, &[n], (0..n).map(|i| 1.0 + 0.01 * i as f32).collect())
+    };
     for l in 0..LAYERS {
         norm(&mut src, &format!("blk.{l}.attn_norm.weight"), D);
         mat(&mut src, &format!("blk.{l}.attn_q.weight"), D, HEADS * HD, 0.2);
@@ -89,12 +105,18 @@ static NO_TOKENIZER: TokenizerTables<'static> = TokenizerTables {
 fn model<'a>(p: &'a Packed, descs: &'a [TensorDesc<'a>], c: ModelConfig) -> Model<'a> {
     Model {
         config: c,
-        weights: PackedModel { target: p.target.id, scheme: p.scheme, tensors: descs, blob: &p.blob },
+        weights: PackedModel {
+            target: p.target.id,
+            scheme: p.scheme,
+            tensors: descs,
+            blob: &p.blob,
+        },
         tokenizer: &NO_TOKENIZER,
     }
 }
 
-const PROMPT: [u32; 21] = [5, 17, 33, 2, 79, 0, 41, 41, 8, 12, 60, 61, 62, 1, 9, 30, 44, 3, 70, 71, 6];
+const PROMPT: [u32; 21] =
+    [5, 17, 33, 2, 79, 0, 41, 41, 8, 12, 60, 61, 62, 1, 9, 30, 44, 3, 70, 71, 6];
 
 #[test]
 fn batched_prefill_equals_stepping_for_every_arch_and_scheme() {
@@ -116,10 +138,14 @@ fn batched_prefill_equals_stepping_for_every_arch_and_scheme() {
             s.reset();
             let mut rows = vec![0f32; MAX_BATCH * VOCAB as usize];
             let mut batched_all = Vec::new();
-            s.eval_all_batched(&PROMPT, &mut rows, |i, l| batched_all.push((i, l.to_vec()))).unwrap();
+            s.eval_all_batched(&PROMPT, &mut rows, |i, l| batched_all.push((i, l.to_vec())))
+                .unwrap();
             assert_eq!(batched_all, all, "{arch:?}/{scheme:?}: eval_all_batched");
             assert_eq!(s.logits_and_scratch().0.to_vec(), all[PROMPT.len() - 1].1);
-            assert!(s.eval_all_batched(&PROMPT, &mut rows[1..], |_, _| {}).is_err(), "short row buffer");
+            assert!(
+                s.eval_all_batched(&PROMPT, &mut rows[1..], |_, _| {}).is_err(),
+                "short row buffer"
+            );
             s.reset();
             let mut last = Vec::new();
             for (i, &t) in PROMPT.iter().enumerate() {
@@ -142,7 +168,10 @@ fn misuse_is_an_error_not_a_panic() {
     let c = config(Arch::Qwen2, 8);
     let need = arena_bytes(&c, 8);
     let mut small = vec![0u8; need - 1];
-    assert!(matches!(Session::new(model(&p, &descs, c), CpuReference, &mut small), Err(ModelError::ArenaTooSmall { .. })));
+    assert!(matches!(
+        Session::new(model(&p, &descs, c), CpuReference, &mut small),
+        Err(ModelError::ArenaTooSmall { .. })
+    ));
     // Any alignment of the arena works.
     let mut arena = vec![0u8; need + 1];
     let mut s = Session::new(model(&p, &descs, c), CpuReference, &mut arena[1..]).unwrap();
@@ -152,7 +181,8 @@ fn misuse_is_an_error_not_a_panic() {
     s.prefill(&[1; 8]).unwrap();
     assert_eq!(s.step(1).err(), Some(ModelError::ContextFull { context_len: 8 }));
     // Missing tensor, wrong shape, bad config.
-    let fewer: Vec<TensorDesc> = descs.iter().copied().filter(|d| d.name != "blk.1.attn_k.bias").collect();
+    let fewer: Vec<TensorDesc> =
+        descs.iter().copied().filter(|d| d.name != "blk.1.attn_k.bias").collect();
     let mut a = vec![0u8; need];
     assert_eq!(
         Session::new(model(&p, &fewer, c), CpuReference, &mut a).err(),
@@ -161,10 +191,16 @@ fn misuse_is_an_error_not_a_panic() {
     let mut wrong = c;
     wrong.ff = FF as u32 + 1;
     let mut a = vec![0u8; arena_bytes(&wrong, 8)];
-    assert!(matches!(Session::new(model(&p, &descs, wrong), CpuReference, &mut a), Err(ModelError::Shape { layer: Some(0), .. })));
+    assert!(matches!(
+        Session::new(model(&p, &descs, wrong), CpuReference, &mut a),
+        Err(ModelError::Shape { layer: Some(0), .. })
+    ));
     let mut bad = c;
     bad.n_kv_heads = 3;
-    assert!(matches!(Session::new(model(&p, &descs, bad), CpuReference, &mut a), Err(ModelError::BadConfig(_))));
+    assert!(matches!(
+        Session::new(model(&p, &descs, bad), CpuReference, &mut a),
+        Err(ModelError::BadConfig(_))
+    ));
 }
 
 #[test]
@@ -175,7 +211,14 @@ fn generation_is_deterministic_and_stops() {
     let run = |seed: u64, max: usize| {
         let mut arena = vec![0u8; arena_bytes(&c, 48)];
         let mut s = Session::new(model(&p, &descs, c), CpuReference, &mut arena).unwrap();
-        let mut sampler = Sampler::new(SamplerConfig { seed, top_k: 0, top_p: 1.0, min_p: 0.0, temperature: 1.5, ..SamplerConfig::DEFAULT });
+        let mut sampler = Sampler::new(SamplerConfig {
+            seed,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            temperature: 1.5,
+            ..SamplerConfig::DEFAULT
+        });
         let mut out = Vec::new();
         let r = generate(&mut s, &mut sampler, &PROMPT[..5], max, |t| {
             out.push(t);

@@ -18,7 +18,8 @@ fn identical_bytes_across_thread_counts() {
     }
     for t in ["rk3588", "cpu"] {
         for s in [Scheme::Fp16, Scheme::Int8Hadamard, Scheme::Int4] {
-            let opts = |threads| PackOptions { target: Target::by_name(t).unwrap(), scheme: s, threads };
+            let opts =
+                |threads| PackOptions { target: Target::by_name(t).unwrap(), scheme: s, threads };
             let a = pack(&src, &opts(1)).unwrap();
             let b = pack(&src, &opts(4)).unwrap();
             assert!(a.blob == b.blob, "{t} {}", s.name());

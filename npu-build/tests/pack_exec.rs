@@ -6,7 +6,9 @@
 mod pack_common;
 use npu_build::pack::{error_bound, pack, unpack_original, PackOptions, SeededRng};
 use npu_runtime::exec;
-use npu_runtime::format::{ElemType, Geometry, Layout, Pipeline, Region, Scheme, Shard, TensorDesc, TensorKind};
+use npu_runtime::format::{
+    ElemType, Geometry, Layout, Pipeline, Region, Scheme, Shard, TensorDesc, TensorKind,
+};
 use npu_runtime::target::Target;
 use npu_runtime::Error;
 use pack_common::{one, random_matrix};
@@ -19,7 +21,8 @@ fn check(target: &str, scheme: Scheme, n: usize, k: usize, m: usize, seed: u64) 
     let p = pack(&src, &opts).unwrap();
     let d = p.tensors[0].desc();
     let mut rng = SeededRng::new(seed ^ 77);
-    let x: Vec<f32> = (0..m * k).map(|i| rng.normal() * if i % 61 == 0 { 8.0 } else { 1.0 }).collect();
+    let x: Vec<f32> =
+        (0..m * k).map(|i| rng.normal() * if i % 61 == 0 { 8.0 } else { 1.0 }).collect();
     let mut y = vec![0f32; m * n];
     let mut scratch = vec![0f32; exec::scratch_len(&d)];
     exec::matmul(&d, &p.blob, &x, m, &mut y, &mut scratch).unwrap();
@@ -30,7 +33,11 @@ fn check(target: &str, scheme: Scheme, n: usize, k: usize, m: usize, seed: u64) 
             let exact: f64 = (0..k).map(|kk| w[nn * k + kk] as f64 * x[mm * k + kk] as f64).sum();
             let err = (y[mm * n + nn] as f64 - exact).abs();
             let b = bound[mm * n + nn];
-            assert!(err <= b, "{target} {} n={n} k={k}: y[{mm}][{nn}] err {err} > bound {b}", scheme.name());
+            assert!(
+                err <= b,
+                "{target} {} n={n} k={k}: y[{mm}][{nn}] err {err} > bound {b}",
+                scheme.name()
+            );
             worst = worst.max(err / b);
         }
     }
@@ -71,7 +78,11 @@ fn unrotating_recovers_the_source_within_the_grid() {
     let w = random_matrix(5, n, k);
     let src = one("blk.0.attn_q.weight", n, k, w.clone());
     for s in [Scheme::Int8Hadamard, Scheme::Int4Hadamard] {
-        let p = pack(&src, &PackOptions { target: Target::by_name("rk3588").unwrap(), scheme: s, threads: 1 }).unwrap();
+        let p = pack(
+            &src,
+            &PackOptions { target: Target::by_name("rk3588").unwrap(), scheme: s, threads: 1 },
+        )
+        .unwrap();
         let back = unpack_original(&p.tensors[0].desc(), &p.blob).unwrap();
         let (mut s2, mut e2) = (0f64, 0f64);
         for (a, b) in w.iter().zip(&back) {
@@ -91,7 +102,15 @@ fn int4_worst_case_cannot_overflow() {
     let (n, k) = (64, 1920);
     for sign in [1.0f32, -1.0] {
         let src = one("blk.0.ffn_down.weight", n, k, vec![0.5; n * k]);
-        let p = pack(&src, &PackOptions { target: Target::by_name("rk3588").unwrap(), scheme: Scheme::Int4, threads: 1 }).unwrap();
+        let p = pack(
+            &src,
+            &PackOptions {
+                target: Target::by_name("rk3588").unwrap(),
+                scheme: Scheme::Int4,
+                threads: 1,
+            },
+        )
+        .unwrap();
         let d = p.tensors[0].desc();
         assert_eq!((d.geom.k_segs, d.geom.k_seg_len), (3, 640));
         let x = vec![sign * 3.0; k];
@@ -111,7 +130,15 @@ fn int4_segment_over_the_bound_is_reported() {
     // equal overflows int16 (49 · 704 = 34 496); the executor must say so, not wrap.
     let geom = Geometry::plan(704, 64, 32, 64, 704, 1);
     let len = 704 * 64 / 2;
-    let shards = [Shard { k_seg: 0, core: 0, k0: 0, k_len: 704, n0: 0, n_len: 64, data: Region { offset: 0, len: len as u64 } }];
+    let shards = [Shard {
+        k_seg: 0,
+        core: 0,
+        k0: 0,
+        k_len: 704,
+        n0: 0,
+        n_len: 64,
+        data: Region { offset: 0, len: len as u64 },
+    }];
     let mut blob = vec![0x77u8; len];
     for _ in 0..64 {
         blob.extend_from_slice(&1.0f32.to_le_bytes());
@@ -143,7 +170,15 @@ fn embeddings_and_vectors_round_trip() {
     let emb = random_matrix(3, 50, 40);
     src.push("token_embd.weight", &[40, 50], emb.clone());
     src.push("blk.0.attn_norm.weight", &[40], (0..40).map(|i| i as f32 * 0.1).collect());
-    let p = pack(&src, &PackOptions { target: Target::by_name("rk3588").unwrap(), scheme: Scheme::Int4, threads: 1 }).unwrap();
+    let p = pack(
+        &src,
+        &PackOptions {
+            target: Target::by_name("rk3588").unwrap(),
+            scheme: Scheme::Int4,
+            threads: 1,
+        },
+    )
+    .unwrap();
     let names: Vec<&str> = p.tensors.iter().map(|t| t.name.as_str()).collect();
     // Tied model: the head is synthesized right after the embedding, in int8.
     assert_eq!(names, ["token_embd.weight", "output.weight", "blk.0.attn_norm.weight"]);
@@ -155,7 +190,10 @@ fn embeddings_and_vectors_round_trip() {
         let s = emb[7 * 40..8 * 40].iter().fold(0f32, |a, b| a.max(b.abs())) / 127.0;
         assert!((v - w).abs() <= s / 2.0 * 1.0001, "{kk}: {v} vs {w}");
     }
-    assert_eq!(exec::embed_row(&p.tensors[0].desc(), &p.blob, 50, &mut row), Err(Error::RowOutOfRange { row: 50, rows: 50 }));
+    assert_eq!(
+        exec::embed_row(&p.tensors[0].desc(), &p.blob, 50, &mut row),
+        Err(Error::RowOutOfRange { row: 50, rows: 50 })
+    );
     let mut norm = vec![0f32; 40];
     exec::read_f32(&p.tensors[2].desc(), &p.blob, &mut norm).unwrap();
     assert_eq!(norm[13], 13.0 * 0.1);
@@ -164,6 +202,17 @@ fn embeddings_and_vectors_round_trip() {
 #[test]
 fn unsupported_pair_is_an_error_listing_what_works() {
     let src = one("blk.0.attn_q.weight", 8, 32, vec![0.0; 256]);
-    let e = pack(&src, &PackOptions { target: Target::by_name("rk3568").unwrap(), scheme: Scheme::Int4Hadamard, threads: 1 }).unwrap_err();
-    assert_eq!(e.to_string(), "target `rk3568` cannot run quant `int4_hadamard`; it supports: fp16, int8, int8_hadamard");
+    let e = pack(
+        &src,
+        &PackOptions {
+            target: Target::by_name("rk3568").unwrap(),
+            scheme: Scheme::Int4Hadamard,
+            threads: 1,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "target `rk3568` cannot run quant `int4_hadamard`; it supports: fp16, int8, int8_hadamard"
+    );
 }

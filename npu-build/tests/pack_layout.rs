@@ -88,7 +88,8 @@ fn rk3566_layouts() {
     assert_eq!(half::f16::from_le_bytes([p.blob[at], p.blob[at + 1]]).to_f32(), v[3 * 32 + 17]);
     // int8 (N/16, K/32, 16, 32): K = 64, N = 16, (k=40, n=2): 512 + 2·32 + 8.
     let code = |n: usize, k: usize| ((n * 5 + k) % 200) as i32 - 100;
-    let p = pack1(&one("blk.0.attn_v.weight", 16, 64, grid(16, 64, 127, code)), "rk3566", Scheme::Int8);
+    let p =
+        pack1(&one("blk.0.attn_v.weight", 16, 64, grid(16, 64, 127, code)), "rk3566", Scheme::Int8);
     assert_eq!(p.blob[512 + 64 + 8] as i8 as i32, code(2, 40));
 }
 
@@ -103,7 +104,11 @@ fn cpu_row_major_int4_and_k_padding() {
     assert!(p.blob[20..32].iter().all(|&b| b == 0));
     assert!(p.blob[32 + 20..64].iter().all(|&b| b == 0));
     // rk3588 int8 with K = 40 → 64: (k=45, n=0) is padding.
-    let p = pack1(&one("blk.0.ffn_gate.weight", 32, 40, grid(32, 40, 127, |_, _| 1)), "rk3588", Scheme::Int8);
+    let p = pack1(
+        &one("blk.0.ffn_gate.weight", 32, 40, grid(32, 40, 127, |_, _| 1)),
+        "rk3588",
+        Scheme::Int8,
+    );
     assert_eq!(p.blob[1024 + 13], 0);
     assert_eq!(p.blob[1024 - 32 + 7] as i8, 1); // (k=7, n=31)
 }

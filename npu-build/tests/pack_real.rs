@@ -20,7 +20,9 @@ fn smollm2_pack_execute_within_bound() {
     // One layer's seven matmuls: K = 576 (d) and 1536 (ff), N = 576, 192 (GQA k/v), 1536.
     let sub = Subset::new(&g, |t| t.name.starts_with("blk.7.") && t.dims.len() == 2);
     assert_eq!(sub.keep.len(), 7);
-    for (target, schemes) in [("rk3588", &Scheme::ALL[..]), ("cpu", &Scheme::ALL[..]), ("rk3566", &Scheme::ALL[..3])] {
+    for (target, schemes) in
+        [("rk3588", &Scheme::ALL[..]), ("cpu", &Scheme::ALL[..]), ("rk3566", &Scheme::ALL[..3])]
+    {
         for &s in schemes {
             let p = pack(&sub, &opts(target, s)).unwrap();
             for (i, t) in p.tensors.iter().enumerate() {
@@ -36,9 +38,16 @@ fn smollm2_pack_execute_within_bound() {
                 let bound = error_bound(&d, &p.blob, &x, m).unwrap();
                 for mm in 0..m {
                     for nn in 0..n {
-                        let exact: f64 = (0..k).map(|kk| w[nn * k + kk] as f64 * x[mm * k + kk] as f64).sum();
+                        let exact: f64 =
+                            (0..k).map(|kk| w[nn * k + kk] as f64 * x[mm * k + kk] as f64).sum();
                         let err = (y[mm * n + nn] as f64 - exact).abs();
-                        assert!(err <= bound[mm * n + nn], "{target} {} {}: [{mm}][{nn}] {err} > {}", s.name(), t.name, bound[mm * n + nn]);
+                        assert!(
+                            err <= bound[mm * n + nn],
+                            "{target} {} {}: [{mm}][{nn}] {err} > {}",
+                            s.name(),
+                            t.name,
+                            bound[mm * n + nn]
+                        );
                     }
                 }
             }
@@ -63,7 +72,8 @@ fn hadamard_beats_plain(file: &str, layers: &[u32]) {
     let sub = Subset::new(&g, |t| {
         t.dims.len() == 2 && layers.iter().any(|l| t.name.starts_with(&format!("blk.{l}.")))
     });
-    for (plain, rot) in [(Scheme::Int8, Scheme::Int8Hadamard), (Scheme::Int4, Scheme::Int4Hadamard)] {
+    for (plain, rot) in [(Scheme::Int8, Scheme::Int8Hadamard), (Scheme::Int4, Scheme::Int4Hadamard)]
+    {
         let a = sqnrs(&sub, plain);
         let b = sqnrs(&sub, rot);
         assert_eq!(a.len(), b.len());
@@ -83,7 +93,13 @@ fn hadamard_beats_plain(file: &str, layers: &[u32]) {
             med(&b).1,
             a.len()
         );
-        assert!(wins * 2 > a.len(), "{file}: {} beats {} on only {wins}/{} tensors", rot.name(), plain.name(), a.len());
+        assert!(
+            wins * 2 > a.len(),
+            "{file}: {} beats {} on only {wins}/{} tensors",
+            rot.name(),
+            plain.name(),
+            a.len()
+        );
     }
 }
 

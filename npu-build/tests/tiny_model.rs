@@ -36,19 +36,25 @@ fn gguf_path() -> PathBuf {
 fn cache() -> PathBuf {
     match std::env::var_os("NPU_CACHE") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
+        }
     }
 }
 
 /// The integer after `"key":` in the trainer's metrics JSON (flat keys, written by train.py).
 fn json_u64(json: &str, key: &str) -> u64 {
-    let at = json.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("train-metrics.json lacks {key}"));
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("train-metrics.json lacks {key}"));
     let rest = json[at + key.len() + 3..].trim_start();
     rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())].parse().unwrap()
 }
 
 fn json_str<'a>(json: &'a str, key: &str) -> &'a str {
-    let at = json.find(&format!("\"{key}\": \"")).unwrap_or_else(|| panic!("train-metrics.json lacks {key}"));
+    let at = json
+        .find(&format!("\"{key}\": \""))
+        .unwrap_or_else(|| panic!("train-metrics.json lacks {key}"));
     let rest = &json[at + key.len() + 5..];
     &rest[..rest.find('"').unwrap()]
 }
@@ -78,7 +84,13 @@ fn fits_the_mcu_budget() {
             };
             eprintln!("moby-tiny: {} {} blob {} B", target.name, scheme.name(), p.blob.len());
             if matches!(scheme, Scheme::Int8 | Scheme::Int8Hadamard) {
-                assert!(p.blob.len() <= BLOB_BUDGET, "{} {}: {} B", target.name, scheme.name(), p.blob.len());
+                assert!(
+                    p.blob.len() <= BLOB_BUDGET,
+                    "{} {}: {} B",
+                    target.name,
+                    scheme.name(),
+                    p.blob.len()
+                );
             }
         }
     }
@@ -95,26 +107,40 @@ fn heldout_tokenization_matches_the_trainer() {
     }
     let metrics = std::fs::read_to_string(dir().join("train-metrics.json")).unwrap();
     let raw = std::fs::read(&text_path).unwrap();
-    assert_eq!(hex(&npu_build::cache::sha256(&raw)), json_str(&metrics, "text_sha256"), "not the text the model was trained on");
+    assert_eq!(
+        hex(&npu_build::cache::sha256(&raw)),
+        json_str(&metrics, "text_sha256"),
+        "not the text the model was trained on"
+    );
     let text = std::str::from_utf8(&raw).unwrap();
     // The trainer splits by Python string index, i.e. by Unicode scalar value.
     let cut = json_u64(&metrics, "heldout_char_start") as usize;
     let start = text.char_indices().nth(cut).unwrap().0;
     let held = &raw[start..];
 
-    let out = std::process::Command::new("gzip").arg("-dc").arg(dir().join("heldout.ids.txt.gz")).output().expect("gzip");
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(dir().join("heldout.ids.txt.gz"))
+        .output()
+        .expect("gzip");
     assert!(out.status.success());
-    let want: Vec<u32> = String::from_utf8(out.stdout).unwrap().split(',').map(|s| s.parse().unwrap()).collect();
+    let want: Vec<u32> =
+        String::from_utf8(out.stdout).unwrap().split(',').map(|s| s.parse().unwrap()).collect();
     assert_eq!(want.len() as u64, json_u64(&metrics, "heldout_tokens"));
 
     let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(gguf_path()).unwrap()).unwrap();
     let tok = Tokenizer::new(tables.tables()).unwrap();
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(held.len())];
     let mut got = Vec::new();
-    tok.encode_with(held, EncodeOptions { add_special: false, parse_special: false }, &mut scratch, &mut |id| {
-        got.push(id);
-        Ok(())
-    })
+    tok.encode_with(
+        held,
+        EncodeOptions { add_special: false, parse_special: false },
+        &mut scratch,
+        &mut |id| {
+            got.push(id);
+            Ok(())
+        },
+    )
     .unwrap();
     let first_diff = got.iter().zip(&want).position(|(a, b)| a != b);
     assert_eq!(first_diff, None, "first difference at id {first_diff:?}");

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 fn cache() -> PathBuf {
     match std::env::var_os("NPU_CACHE") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
+        }
     }
 }
 
@@ -87,7 +89,12 @@ fn read_cases(gguf: &Path) -> Vec<(Vec<u8>, Vec<u32>)> {
     }
     let expected: Vec<Vec<u32>> =
         out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
-    assert_eq!(texts.len(), expected.len(), "{}: .inp and .out disagree on the number of cases", gguf.display());
+    assert_eq!(
+        texts.len(),
+        expected.len(),
+        "{}: .inp and .out disagree on the number of cases",
+        gguf.display()
+    );
     texts.into_iter().zip(expected).collect()
 }
 
@@ -123,11 +130,20 @@ fn vocab_test_vectors() {
     let mut failures = Vec::new();
     let mut passed_files = Vec::new();
     for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().trim_start_matches("ggml-vocab-").trim_end_matches(".gguf").to_owned();
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("ggml-vocab-")
+            .trim_end_matches(".gguf")
+            .to_owned();
         let g = Gguf::open(f).unwrap();
         let tables = match OwnedTokenizerTables::from_gguf(&g) {
             Ok(t) => t,
-            Err(e @ (TokenizerBuildError::UnsupportedModel(_) | TokenizerBuildError::UnsupportedPre(_))) => {
+            Err(
+                e @ (TokenizerBuildError::UnsupportedModel(_)
+                | TokenizerBuildError::UnsupportedPre(_)),
+            ) => {
                 assert!(!SUPPORTED.contains(&name.as_str()), "{name} should be supported: {e}");
                 let model = g.get_str("tokenizer.ggml.model").unwrap().unwrap_or("?");
                 let pre = g.get_str("tokenizer.ggml.pre").unwrap().unwrap_or("(none)");
@@ -157,7 +173,10 @@ fn vocab_test_vectors() {
     }
     if require() {
         for s in SUPPORTED {
-            assert!(passed_files.iter().any(|p| p == s) || failures.iter().any(|f| f.starts_with(s)), "{s} vocab missing");
+            assert!(
+                passed_files.iter().any(|p| p == s) || failures.iter().any(|f| f.starts_with(s)),
+                "{s} vocab missing"
+            );
         }
     }
     assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
@@ -173,7 +192,10 @@ fn smollm2() -> Option<OwnedTokenizerTables> {
 
 /// Integers of a JSON array (or any text): every run of digits, in order.
 fn ints(text: &str) -> Vec<u32> {
-    text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -211,12 +233,15 @@ fn reference_prompts_match_llama_cpp() {
         }
         let text = std::fs::read(&prompt).unwrap();
         // llama-tokenize's output: one "id -> 'piece'" line per token, then the ids as a list.
-        let listing = std::fs::read_to_string(reference().join(format!("tokenize_{name}.txt"))).unwrap();
+        let listing =
+            std::fs::read_to_string(reference().join(format!("tokenize_{name}.txt"))).unwrap();
         let want = ints(&listing[listing.rfind('[').expect("id list")..]);
         let got = encode(&tok, &text, EncodeOptions { add_special: true, parse_special });
         assert_eq!(got, want, "prompt_{name}");
         for quant in ["q4_1", "F16"] {
-            let json = std::fs::read_to_string(reference().join(format!("greedy_{name}_{quant}.json"))).unwrap();
+            let json =
+                std::fs::read_to_string(reference().join(format!("greedy_{name}_{quant}.json")))
+                    .unwrap();
             let key = json.find("\"prompt_ids\"").expect("prompt_ids");
             let arr = &json[key..];
             let arr = &arr[arr.find('[').unwrap()..=arr.find(']').unwrap()];
@@ -243,7 +268,12 @@ fn bpe_vocabs_round_trip() {
             let ids = encode(&tok, &text, EncodeOptions::default());
             // Valid UTF-8 comes back byte for byte (invalid bytes were U+FFFD before BPE).
             if std::str::from_utf8(&text).is_ok() {
-                assert_eq!(decode(&tok, &ids, false), text, "{name}: {:?}", String::from_utf8_lossy(&text));
+                assert_eq!(
+                    decode(&tok, &ids, false),
+                    text,
+                    "{name}: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
             }
         }
     }
@@ -258,7 +288,8 @@ fn spm_decodes_with_leading_space_removed() {
     let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(&f).unwrap()).unwrap();
     let tok = Tokenizer::new(tables.tables()).unwrap();
     let text = "Hello world 🦙 ok\n  indented";
-    let ids = encode(&tok, text.as_bytes(), EncodeOptions { add_special: true, parse_special: false });
+    let ids =
+        encode(&tok, text.as_bytes(), EncodeOptions { add_special: true, parse_special: false });
     assert_eq!(ids[0], 1, "BOS");
     assert_eq!(decode(&tok, &ids[1..], true), text.as_bytes());
 }
@@ -284,11 +315,12 @@ fn streaming_decoder_never_splits_a_character() {
             })
             .unwrap();
     }
-    stream.finish::<()>(&mut |s| {
-        out.push_str(s);
-        Ok(())
-    })
-    .unwrap();
+    stream
+        .finish::<()>(&mut |s| {
+            out.push_str(s);
+            Ok(())
+        })
+        .unwrap();
     assert!(split_seen, "the text should have characters split across tokens");
     assert_eq!(out, text);
 }
@@ -301,23 +333,31 @@ fn bounded_memory_errors_instead_of_truncating() {
     // A word of 100 bytes needs scratch for 100 bytes: less is an error, not a wrong answer.
     let mut small = vec![0u32; 10];
     let mut out = [0u32; 200];
-    let e = tok.encode(text.as_bytes(), EncodeOptions::default(), &mut small, &mut out).unwrap_err();
+    let e =
+        tok.encode(text.as_bytes(), EncodeOptions::default(), &mut small, &mut out).unwrap_err();
     assert!(matches!(e, TokenizerError::ScratchTooSmall { .. }), "{e:?}");
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
     let n = tok.encode(text.as_bytes(), EncodeOptions::default(), &mut scratch, &mut out).unwrap();
     let mut tiny = [0u32; 2];
-    let e = tok.encode(text.as_bytes(), EncodeOptions::default(), &mut scratch, &mut tiny[..n.min(2) - 1]).unwrap_err();
+    let e = tok
+        .encode(text.as_bytes(), EncodeOptions::default(), &mut scratch, &mut tiny[..n.min(2) - 1])
+        .unwrap_err();
     assert!(matches!(e, TokenizerError::OutputFull { .. }), "{e:?}");
-    assert!(matches!(tok.piece(u32::MAX, true, false, &mut [0u8; 8]), Err(TokenizerError::BadTokenId(_))));
+    assert!(matches!(
+        tok.piece(u32::MAX, true, false, &mut [0u8; 8]),
+        Err(TokenizerError::BadTokenId(_))
+    ));
 }
 
 #[test]
 fn codegen_is_deterministic_and_names_everything() {
     let Some(tables) = smollm2() else { return };
     let a = tables.to_rust_source("SMOL_TOK");
-    let b = OwnedTokenizerTables::from_gguf(&Gguf::open(cache().join("smollm2-135m-instruct-q4_1.gguf")).unwrap())
-        .unwrap()
-        .to_rust_source("SMOL_TOK");
+    let b = OwnedTokenizerTables::from_gguf(
+        &Gguf::open(cache().join("smollm2-135m-instruct-q4_1.gguf")).unwrap(),
+    )
+    .unwrap()
+    .to_rust_source("SMOL_TOK");
     assert_eq!(a, b);
     assert!(a.contains("pub static SMOL_TOK: ::npu_runtime::tokenizer::TokenizerTables<'static>"));
     assert!(a.contains("pre: ::npu_runtime::tokenizer::PreTokenizer::StarCoder"));

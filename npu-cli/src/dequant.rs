@@ -26,7 +26,12 @@ const CHUNK_VALUES: u64 = 4 << 20;
 pub fn run(args: Args) -> CmdResult {
     let g = Gguf::open(&args.file)?;
     let t = g.tensor(&args.tensor).ok_or_else(|| {
-        format!("{}: no tensor named '{}' ({} tensors; `npu inspect` lists them)", g.name(), args.tensor, g.tensors().len())
+        format!(
+            "{}: no tensor named '{}' ({} tensors; `npu inspect` lists them)",
+            g.name(),
+            args.tensor,
+            g.tensors().len()
+        )
     })?;
     // Fail before creating the output file, so a refused tensor leaves nothing behind.
     g.check_dequantizable(t)?;
@@ -49,7 +54,9 @@ pub fn run(args: Args) -> CmdResult {
     let mut row = 0u64;
     while row < t.n_rows() {
         let n = rows_per_chunk.min(t.n_rows() - row);
-        let len = usize::try_from(n * row_len).map_err(|_| format!("{}: tensor '{}' rows too long for this platform", g.name(), t.name()))?;
+        let len = usize::try_from(n * row_len).map_err(|_| {
+            format!("{}: tensor '{}' rows too long for this platform", g.name(), t.name())
+        })?;
         values.resize(len, 0.0);
         g.dequantize_rows(t, row, n, &mut values)?;
         bytes.clear();

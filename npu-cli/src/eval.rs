@@ -66,7 +66,14 @@ struct Loaded {
     config: npu_runtime::model::ModelConfig,
 }
 
-fn load(g: &Gguf, tok: &OwnedTokenizerTables, target: &str, quant: &str, ctx: u32, threads: usize) -> Result<Loaded, Box<dyn std::error::Error>> {
+fn load(
+    g: &Gguf,
+    tok: &OwnedTokenizerTables,
+    target: &str,
+    quant: &str,
+    ctx: u32,
+    threads: usize,
+) -> Result<Loaded, Box<dyn std::error::Error>> {
     let target = parse_target(target)?;
     let scheme = parse_scheme(quant)?;
     let config = model_config(g, tok, Some(ctx))?;
@@ -74,10 +81,19 @@ fn load(g: &Gguf, tok: &OwnedTokenizerTables, target: &str, quant: &str, ctx: u3
     Ok(Loaded { packed, config })
 }
 
-fn model<'a>(l: &'a Loaded, descs: &'a [TensorDesc<'a>], tables: &'a TokenizerTables<'a>) -> Model<'a> {
+fn model<'a>(
+    l: &'a Loaded,
+    descs: &'a [TensorDesc<'a>],
+    tables: &'a TokenizerTables<'a>,
+) -> Model<'a> {
     Model {
         config: l.config,
-        weights: PackedModel { target: l.packed.target.id, scheme: l.packed.scheme, tensors: descs, blob: &l.packed.blob },
+        weights: PackedModel {
+            target: l.packed.target.id,
+            scheme: l.packed.scheme,
+            tensors: descs,
+            blob: &l.packed.blob,
+        },
         tokenizer: tables,
     }
 }
@@ -123,7 +139,10 @@ pub fn run(a: EvalArgs) -> CmdResult {
     if ctx < 4 {
         return Err("--ctx must be at least 4".into());
     }
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let text = std::fs::read(&a.text).map_err(|e| format!("{}: {e}", a.text.display()))?;
     let g = Gguf::open(&a.file)?;
     let owned_tok = OwnedTokenizerTables::from_gguf(&g)?;
@@ -132,15 +151,25 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let t0 = Instant::now();
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
     let mut ids = Vec::new();
-    tok.encode_with(&text, EncodeOptions { add_special: true, parse_special: false }, &mut scratch, &mut |id| {
-        ids.push(id);
-        Ok(())
-    })?;
+    tok.encode_with(
+        &text,
+        EncodeOptions { add_special: true, parse_special: false },
+        &mut scratch,
+        &mut |id| {
+            ids.push(id);
+            Ok(())
+        },
+    )?;
     drop(scratch);
     let available = ids.len() / ctx;
     let n_chunks = a.chunks.map_or(available, |c| c.min(available));
     if n_chunks == 0 {
-        return Err(format!("{}: {} tokens, fewer than one chunk of {ctx}", a.text.display(), ids.len()).into());
+        return Err(format!(
+            "{}: {} tokens, fewer than one chunk of {ctx}",
+            a.text.display(),
+            ids.len()
+        )
+        .into());
     }
     let base = load(&g, &owned_tok, &a.base_target, "fp16", a.ctx, threads)?;
     let quant = load(&g, &owned_tok, &a.target, &a.quant, a.ctx, threads)?;
@@ -170,9 +199,11 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let mut sums = Sums::default();
     let bar = indicatif::ProgressBar::new(n_chunks as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks, {elapsed} (eta {eta})")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} chunks, {elapsed} (eta {eta})",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
     );
     bar.set_message("npu eval");
     let t1 = Instant::now();
@@ -240,7 +271,11 @@ pub fn run(a: EvalArgs) -> CmdResult {
         println!("perplexity  {} / {}: {ppl_q:.4}   fp16: {ppl_base:.4}", a.target, a.quant);
         println!("KL(fp16 ‖ {})  mean {kl:.6}  max {:.6}", a.quant, sums.kl_max);
         println!("top-1 agreement  {top1:.2}%");
-        eprintln!("npu eval: {:.1} s ({:.1} tokens/s per model)", secs, (n_chunks * ctx) as f64 / secs * 2.0);
+        eprintln!(
+            "npu eval: {:.1} s ({:.1} tokens/s per model)",
+            secs,
+            (n_chunks * ctx) as f64 / secs * 2.0
+        );
     }
     Ok(())
 }

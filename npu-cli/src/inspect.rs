@@ -1,7 +1,7 @@
 //! `npu inspect FILE [--json]`: what a GGUF file holds.
 
 use crate::CmdResult;
-use npu_build::gguf::{Gguf, GgmlType, HParams, TokenizerSummary, Value};
+use npu_build::gguf::{GgmlType, Gguf, HParams, TokenizerSummary, Value};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,7 +35,9 @@ pub fn run(args: Args) -> CmdResult {
 fn write_stdout(bytes: &[u8]) -> CmdResult {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write output: {e}").into()),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write output: {e}").into())
+        }
         _ => Ok(()),
     }
 }
@@ -83,7 +85,11 @@ fn preview(v: &Value<'_>) -> String {
     }
 }
 
-fn text_report(g: &Gguf<'_>, hp: &Result<HParams, String>, tok: &Result<TokenizerSummary<'_>, String>) -> String {
+fn text_report(
+    g: &Gguf<'_>,
+    hp: &Result<HParams, String>,
+    tok: &Result<TokenizerSummary<'_>, String>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -129,7 +135,11 @@ fn text_report(g: &Gguf<'_>, hp: &Result<HParams, String>, tok: &Result<Tokenize
 
     let _ = writeln!(s, "\ntensors ({}):", g.tensors().len());
     let nw = g.tensors().iter().map(|t| t.name().len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(s, "  {:<nw$}  {:<7}  {:<22}  {:>12}  {:>12}", "name", "type", "shape", "bytes", "offset");
+    let _ = writeln!(
+        s,
+        "  {:<nw$}  {:<7}  {:<22}  {:>12}  {:>12}",
+        "name", "type", "shape", "bytes", "offset"
+    );
     for t in g.tensors() {
         let _ = writeln!(
             s,
@@ -213,7 +223,11 @@ fn value_json(v: &Value<'_>) -> Json {
     }
 }
 
-fn json_report(g: &Gguf<'_>, hp: &Result<HParams, String>, tok: &Result<TokenizerSummary<'_>, String>) -> String {
+fn json_report(
+    g: &Gguf<'_>,
+    hp: &Result<HParams, String>,
+    tok: &Result<TokenizerSummary<'_>, String>,
+) -> String {
     let hparams = match hp {
         Ok(h) => json!({
             "architecture": h.architecture,

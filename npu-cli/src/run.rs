@@ -14,9 +14,9 @@ use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::{Backend, CpuReference};
 use npu_runtime::cpu::{CpuFast, Isa};
 use npu_runtime::format::PackedModel;
+use npu_runtime::generate::{chatml, Message};
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{arena_bytes, Model, ModelConfig, Session};
-use npu_runtime::generate::{chatml, Message};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerTables, Utf8Stream};
 use std::io::Write;
@@ -112,10 +112,16 @@ pub struct LogitsArgs {
 }
 
 /// Opens and packs a model in memory; builds its tokenizer tables.
-fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<(Packed, ModelConfig, OwnedTokenizerTables), Box<dyn std::error::Error>> {
+fn load(
+    a: &ModelArgs,
+    ctx: Option<u32>,
+) -> Result<(Packed, ModelConfig, OwnedTokenizerTables), Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
     let scheme = parse_scheme(&a.quant)?;
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let t0 = Instant::now();
     let g = Gguf::open(&a.file)?;
     let tok = OwnedTokenizerTables::from_gguf(&g)?;
@@ -142,7 +148,12 @@ fn model<'a>(
 ) -> Model<'a> {
     Model {
         config,
-        weights: PackedModel { target: packed.target.id, scheme: packed.scheme, tensors: descs, blob: &packed.blob },
+        weights: PackedModel {
+            target: packed.target.id,
+            scheme: packed.scheme,
+            tensors: descs,
+            blob: &packed.blob,
+        },
         tokenizer,
     }
 }
@@ -156,7 +167,9 @@ fn backend_with(threads: Option<usize>) -> CliBackend {
     if std::env::var_os("NPU_REFERENCE_BACKEND").is_some_and(|v| v == "1") {
         return CliBackend::Reference(CpuReference);
     }
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let fast = match std::env::var("NPU_ISA").ok().as_deref() {
         None | Some("") => Ok(CpuFast::new()),
         Some(name) => match Isa::ALL.into_iter().find(|i| i.name() == name) {
@@ -223,7 +236,11 @@ fn join_ids(ids: &[u32]) -> String {
 
 /// The prompt text `npu run` tokenizes: `--prompt` as given, or with `--chat` the ChatML
 /// turns (optional system message, the user message, the assistant's opening).
-pub fn prompt_text(prompt: &str, chat: bool, system: Option<&str>) -> Result<String, Box<dyn std::error::Error>> {
+pub fn prompt_text(
+    prompt: &str,
+    chat: bool,
+    system: Option<&str>,
+) -> Result<String, Box<dyn std::error::Error>> {
     if !chat {
         return Ok(prompt.to_owned());
     }
@@ -237,7 +254,8 @@ pub fn prompt_text(prompt: &str, chat: bool, system: Option<&str>) -> Result<Str
         Err(e) => e.need,
     };
     let mut buf = vec![0u8; need];
-    let n = chatml(&msgs, true, &mut buf).map_err(|e| format!("chat prompt: {} bytes needed", e.need))?;
+    let n = chatml(&msgs, true, &mut buf)
+        .map_err(|e| format!("chat prompt: {} bytes needed", e.need))?;
     buf.truncate(n);
     Ok(String::from_utf8(buf)?)
 }
@@ -245,7 +263,10 @@ pub fn prompt_text(prompt: &str, chat: bool, system: Option<&str>) -> Result<Str
 /// Token ids of `text` as llama.cpp's examples tokenize a prompt (`llama_tokenize` with
 /// `add_special` and `parse_special`): BOS/EOS as the vocabulary's metadata asks, and
 /// special-token text such as `<|im_start|>` becomes its single id.
-pub fn tokenize_prompt(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+pub fn tokenize_prompt(
+    tok: &Tokenizer<'_>,
+    text: &str,
+) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     Ok(tok.encode_vec(text.as_bytes(), EncodeOptions { add_special: true, parse_special: true })?)
 }
 
@@ -264,7 +285,9 @@ pub fn run(args: RunArgs) -> CmdResult {
     let tok = m.tokenizer()?;
     let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
-        (None, Some(p)) => tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?,
+        (None, Some(p)) => {
+            tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?
+        }
         (None, None) => return Err("give --prompt or --prompt-ids".into()),
     };
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
@@ -307,9 +330,10 @@ pub fn run(args: RunArgs) -> CmdResult {
             return true;
         }
         // Generated text as llama.cpp's examples show it: control tokens are not rendered.
-        let r = tok.piece(id, false, false, &mut piece).map_err(Into::into).and_then(|n| {
-            text.push(&piece[..n], &mut emit).map_err(Into::into)
-        });
+        let r = tok
+            .piece(id, false, false, &mut piece)
+            .map_err(Into::into)
+            .and_then(|n| text.push(&piece[..n], &mut emit).map_err(Into::into));
         match r {
             Ok(()) => true,
             Err(e) => {
@@ -374,7 +398,10 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(std::fs::File::create(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?)
+        Box::new(
+            std::fs::File::create(&args.output)
+                .map_err(|e| format!("{}: {e}", args.output.display()))?,
+        )
     };
     let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
     let t0 = Instant::now();

@@ -25,7 +25,11 @@ fn stdout(o: &Output) -> String {
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -76,9 +80,19 @@ fn inspect_json_is_complete_and_deterministic() {
 fn dequant_writes_f32_in_chunks() {
     let f = seed("floats");
     let g = Gguf::open(&f).unwrap();
-    for (tensor, chunk) in [("f32", "3"), ("f32", "1000"), ("f16", "7"), ("bf16", "1"), ("scalar", "4")] {
+    for (tensor, chunk) in
+        [("f32", "3"), ("f32", "1000"), ("f16", "7"), ("bf16", "1"), ("scalar", "4")]
+    {
         let out = tmp(&format!("{tensor}-{chunk}.f32"));
-        let o = npu(&["dequant", f.to_str().unwrap(), tensor, "-o", out.to_str().unwrap(), "--chunk-values", chunk]);
+        let o = npu(&[
+            "dequant",
+            f.to_str().unwrap(),
+            tensor,
+            "-o",
+            out.to_str().unwrap(),
+            "--chunk-values",
+            chunk,
+        ]);
         stdout(&o);
         let want = g.dequantize(g.tensor(tensor).unwrap()).unwrap();
         assert_eq!(read_f32(&out), want, "{tensor} with chunks of {chunk}");
@@ -96,13 +110,26 @@ fn dequant_writes_f32_in_chunks() {
 #[test]
 fn errors_exit_1_with_a_message() {
     let iq = seed("iquants");
-    let o = npu(&["dequant", iq.to_str().unwrap(), "iq2_xxs", "-o", tmp("x.f32").to_str().unwrap()]);
+    let o =
+        npu(&["dequant", iq.to_str().unwrap(), "iq2_xxs", "-o", tmp("x.f32").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(!tmp("x.f32").exists(), "a refused tensor left an output file");
     let e = String::from_utf8(o.stderr).unwrap();
-    assert!(e.starts_with("npu: ") && e.contains("iq2_xxs") && e.contains("IQ2_XXS") && e.contains("supported"), "{e}");
+    assert!(
+        e.starts_with("npu: ")
+            && e.contains("iq2_xxs")
+            && e.contains("IQ2_XXS")
+            && e.contains("supported"),
+        "{e}"
+    );
 
-    let o = npu(&["dequant", iq.to_str().unwrap(), "no.such.tensor", "-o", tmp("y.f32").to_str().unwrap()]);
+    let o = npu(&[
+        "dequant",
+        iq.to_str().unwrap(),
+        "no.such.tensor",
+        "-o",
+        tmp("y.f32").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8(o.stderr).unwrap().contains("no tensor named 'no.such.tensor'"));
 
@@ -125,7 +152,12 @@ fn dequant_real_model_tensor_when_present() {
         .unwrap();
     let f = cache.join("smollm2-135m-instruct-q4_1.gguf");
     if !f.exists() {
-        assert_ne!(std::env::var("NPU_REQUIRE_MODELS").as_deref(), Ok("1"), "{} missing", f.display());
+        assert_ne!(
+            std::env::var("NPU_REQUIRE_MODELS").as_deref(),
+            Ok("1"),
+            "{} missing",
+            f.display()
+        );
         eprintln!("note: skipping, {} is missing", f.display());
         return;
     }
@@ -133,7 +165,15 @@ fn dequant_real_model_tensor_when_present() {
     let t = g.tensor("blk.0.ffn_down.weight").unwrap();
     let out = tmp("ffn_down.f32");
     // 1536 x 576 values in chunks of 100 rows (the last one short).
-    stdout(&npu(&["dequant", f.to_str().unwrap(), t.name(), "-o", out.to_str().unwrap(), "--chunk-values", "153600"]));
+    stdout(&npu(&[
+        "dequant",
+        f.to_str().unwrap(),
+        t.name(),
+        "-o",
+        out.to_str().unwrap(),
+        "--chunk-values",
+        "153600",
+    ]));
     let got = read_f32(&out);
     let want = g.dequantize(t).unwrap();
     assert_eq!(got.len(), 1536 * 576);

@@ -55,5 +55,8 @@ fn unknown_quant_lists_valid_names() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("unknown quant `q4`; valid: fp16, int8, int8_hadamard, int4, int4_hadamard"), "{err}");
+    assert!(
+        err.contains("unknown quant `q4`; valid: fp16, int8, int8_hadamard, int4, int4_hadamard"),
+        "{err}"
+    );
 }

@@ -123,15 +123,19 @@ use quote::quote;
 #[proc_macro_attribute]
 pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.into();
-    expand(attr.into(), item2.clone()).unwrap_or_else(|e| {
-        // Keep the item so that its other uses do not add a cascade of "not found" errors.
-        let err = e.to_compile_error();
-        quote! { #err #item2 }
-    })
-    .into()
+    expand(attr.into(), item2.clone())
+        .unwrap_or_else(|e| {
+            // Keep the item so that its other uses do not add a cascade of "not found" errors.
+            let err = e.to_compile_error();
+            quote! { #err #item2 }
+        })
+        .into()
 }
 
-fn expand(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
     let parsed: syn::Item = syn::parse2(item.clone())?;
     let ident = declare::check_item(&parsed)?.clone();
     let decl = declare::parse_args(attr, &ident, Span::call_site())?;

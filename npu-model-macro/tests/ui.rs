@@ -99,7 +99,12 @@ fn gguf(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u
 }
 
 fn f32s(n: usize, seed: u32) -> Vec<u8> {
-    (0..n).flat_map(|i| ((((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1000.0 - 0.5).to_le_bytes()).collect()
+    (0..n)
+        .flat_map(|i| {
+            ((((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1000.0 - 0.5)
+                .to_le_bytes()
+        })
+        .collect()
 }
 
 fn llama_kv(arch: &'static str) -> Vec<(&'static str, Val)> {
@@ -137,7 +142,12 @@ fn write_models(dir: &Path) {
             ("blk.0.ffn_norm.weight", vec![d], 0, f32s(dd, 7)),
             ("blk.0.ffn_gate.weight", vec![d, ff], 0, f32s(dd * ff as usize, 8)),
             ("blk.0.ffn_up.weight", vec![d, ff], 0, f32s(dd * ff as usize, 9)),
-            ("blk.0.ffn_down.weight", vec![ff * if ty_ffn_down == 0 { 1 } else { 2 }, d], ty_ffn_down, down),
+            (
+                "blk.0.ffn_down.weight",
+                vec![ff * if ty_ffn_down == 0 { 1 } else { 2 }, d],
+                ty_ffn_down,
+                down,
+            ),
             ("output_norm.weight", vec![d], 0, f32s(dd, 10)),
         ]
     };
@@ -187,14 +197,17 @@ fn normalize(stderr: &str, work: &Path, pkg: &str) -> String {
             continue;
         }
         if in_block {
-            out.push(l.replace(&format!("{pkg}@0.1.0"), "$PKG").replace(&format!("`{pkg}`"), "`$PKG`"));
+            out.push(
+                l.replace(&format!("{pkg}@0.1.0"), "$PKG").replace(&format!("`{pkg}`"), "`$PKG`"),
+            );
         }
     }
     let mut s = out.join("\n").trim().to_string();
     // OUT_DIR paths carry a hash that depends on the toolchain and workspace: hide it.
     while let Some(i) = s.find("/build/ui_") {
         let end = s[i..].find("/out").map(|e| i + e).unwrap_or(i);
-        let begin = s[..i].rfind(|c: char| c == ' ' || c == '`' || c == '(').map(|b| b + 1).unwrap_or(0);
+        let begin =
+            s[..i].rfind(|c: char| c == ' ' || c == '`' || c == '(').map(|b| b + 1).unwrap_or(0);
         if end <= i {
             break;
         }
@@ -222,7 +235,11 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
     // Same dependency versions as the workspace.
     let _ = std::fs::copy(r.join("Cargo.lock"), work.join("Cargo.lock"));
     if !work.join("build.rs").exists() && !work.join("no-build-rs").exists() {
-        std::fs::write(work.join("build.rs"), "fn main() {\n    npu_build::compile().unwrap();\n}\n").unwrap();
+        std::fs::write(
+            work.join("build.rs"),
+            "fn main() {\n    npu_build::compile().unwrap();\n}\n",
+        )
+        .unwrap();
     }
     write_models(&work.join("models"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -251,7 +268,9 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
                 return Err(format!("{name}: expected a compile error, but the build succeeded"));
             }
             if want != got {
-                return Err(format!("{name}: stderr differs\n--- expected\n{want}--- got\n{got}--- raw\n{stderr}"));
+                return Err(format!(
+                    "{name}: stderr differs\n--- expected\n{want}--- got\n{got}--- raw\n{stderr}"
+                ));
             }
         }
         Err(_) => {
@@ -289,7 +308,9 @@ fn ui() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 10, "expected the UI cases under {}", cases_dir.display());
-    let base = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let base = if base.is_absolute() { base } else { root().join(base) };
     let target_dir = base.join("npu-ui");
     let work_root = base.join("npu-ui-work");
@@ -303,5 +324,11 @@ fn ui() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} UI cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} UI cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }

@@ -53,7 +53,12 @@ impl fmt::Display for Error {
         match *self {
             Error::UnsupportedScheme { target, scheme } => {
                 let t = Target::get(target);
-                write!(f, "target `{}` cannot run quant `{}`; it supports: ", t.name, scheme.name())?;
+                write!(
+                    f,
+                    "target `{}` cannot run quant `{}`; it supports: ",
+                    t.name,
+                    scheme.name()
+                )?;
                 let mut first = true;
                 for s in Scheme::ALL {
                     if t.scheme_spec(s).is_ok() {

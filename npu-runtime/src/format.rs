@@ -323,7 +323,14 @@ pub struct Geometry {
 impl Geometry {
     /// Plans a tensor. `max_k_seg` must be a positive multiple of `k_align`; all arguments
     /// positive.
-    pub const fn plan(k: u32, n: u32, k_align: u32, n_align: u32, max_k_seg: u32, cores: u32) -> Geometry {
+    pub const fn plan(
+        k: u32,
+        n: u32,
+        k_align: u32,
+        n_align: u32,
+        max_k_seg: u32,
+        cores: u32,
+    ) -> Geometry {
         let k_pad = round_up(k, k_align);
         let n_pad = round_up(n, n_align);
         let segs0 = if k_pad == 0 { 1 } else { k_pad.div_ceil(max_k_seg) };
@@ -532,7 +539,9 @@ impl<'a> TensorDesc<'a> {
                 }
                 let sh = &self.shards[i];
                 i += 1;
-                if (sh.k_seg, sh.core, sh.k0, sh.k_len, sh.n0, sh.n_len) != (s, c, k0, k_len, n0, n_len) {
+                if (sh.k_seg, sh.core, sh.k0, sh.k_len, sh.n0, sh.n_len)
+                    != (s, c, k0, k_len, n0, n_len)
+                {
                     return Err(Error::BadDescriptor("shard does not match geometry"));
                 }
                 if !self.layout.fits(k_len as usize, n_len as usize)
@@ -549,7 +558,10 @@ impl<'a> TensorDesc<'a> {
         } else {
             0
         };
-        if self.scales.len != want_scales || (want_scales > 0 && (!self.scales.offset.is_multiple_of(4) || !in_range(self.scales, blob_len))) {
+        if self.scales.len != want_scales
+            || (want_scales > 0
+                && (!self.scales.offset.is_multiple_of(4) || !in_range(self.scales, blob_len)))
+        {
             return Err(Error::BadDescriptor("scale region"));
         }
         Ok(())
@@ -615,16 +627,25 @@ mod tests {
         // (k=0,n=32) → 2·1024 = 2048; (k=33,n=33) → (1·2+1)·1024 + 1·32 + 1 = 3105.
         let l = Layout::Tiled { n_tile: 32, k_tile: 32, elem: ElemType::I8 };
         let at = |k, n| l.byte_offset(k, n, 64, 64);
-        assert_eq!([at(0, 0), at(31, 0), at(0, 1), at(32, 0), at(0, 32), at(33, 33)], [0, 31, 32, 1024, 2048, 3105]);
+        assert_eq!(
+            [at(0, 0), at(31, 0), at(0, 1), at(32, 0), at(0, 32), at(33, 33)],
+            [0, 31, 32, 1024, 2048, 3105]
+        );
         // fp16 (N/16, K/32, 16, 32), K = 64, N = 32: 512 elements = 1024 bytes per tile.
         let l = Layout::Tiled { n_tile: 16, k_tile: 32, elem: ElemType::F16 };
         let at = |k, n| l.byte_offset(k, n, 64, 32);
-        assert_eq!([at(1, 0), at(0, 1), at(32, 0), at(0, 16), at(63, 31)], [2, 64, 1024, 2048, 4094]);
+        assert_eq!(
+            [at(1, 0), at(0, 1), at(32, 0), at(0, 16), at(63, 31)],
+            [2, 64, 1024, 2048, 4094]
+        );
         // int4 (N/64, K/32, 64, 32), K = 64, N = 64: a 32-K run is 16 bytes, tile 1024 bytes;
         // k even → low nibble.
         let l = Layout::Tiled { n_tile: 64, k_tile: 32, elem: ElemType::I4 };
         let at = |k, n| (l.byte_offset(k, n, 64, 64), l.high_nibble(k, n, 64, 64));
-        assert_eq!([at(0, 0), at(1, 0), at(2, 0), at(0, 1), at(32, 0), at(33, 63)], [(0, false), (0, true), (1, false), (16, false), (1024, false), (1024 + 63 * 16, true)]);
+        assert_eq!(
+            [at(0, 0), at(1, 0), at(2, 0), at(0, 1), at(32, 0), at(33, 63)],
+            [(0, false), (0, true), (1, false), (16, false), (1024, false), (1024 + 63 * 16, true)]
+        );
         // RK356x fp16 (N/8, K/16, 8, 16), K = 32, N = 8: (k=16, n=0) → tile 1 → 128 elements.
         let l = Layout::Tiled { n_tile: 8, k_tile: 16, elem: ElemType::F16 };
         assert_eq!(l.byte_offset(16, 0, 32, 8), 256);

@@ -94,7 +94,11 @@ pub struct BufferTooSmall {
 /// Writes `messages` as ChatML turns into `out`, then `<|im_start|>assistant\n` when
 /// `add_assistant` (the generation prompt). Returns the bytes written. The same text as the
 /// models' Jinja templates produce for these messages (without their default system prompt).
-pub fn chatml(messages: &[Message<'_>], add_assistant: bool, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+pub fn chatml(
+    messages: &[Message<'_>],
+    add_assistant: bool,
+    out: &mut [u8],
+) -> Result<usize, BufferTooSmall> {
     let mut parts_len = 0usize;
     let mut put = |s: &str, out: &mut [u8]| {
         if let Some(dst) = out.get_mut(parts_len..parts_len + s.len()) {
@@ -140,14 +144,23 @@ mod tests {
         // /work/shared/reference/prompt_chat.txt, as llama.cpp's template renders it.
         let want = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWrite a short story about a robot who learns to paint.<|im_end|>\n<|im_start|>assistant\n";
         let msgs = [
-            Message { role: "system", content: "You are a helpful AI assistant named SmolLM, trained by Hugging Face" },
-            Message { role: "user", content: "Write a short story about a robot who learns to paint." },
+            Message {
+                role: "system",
+                content: "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+            },
+            Message {
+                role: "user",
+                content: "Write a short story about a robot who learns to paint.",
+            },
         ];
         let mut buf = [0u8; 512];
         let n = chatml(&msgs, true, &mut buf).unwrap();
         assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), want);
         assert_eq!(chatml(&msgs, true, &mut [0u8; 10]), Err(BufferTooSmall { need: want.len() }));
         let n = chatml_next_turn("hi", &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            &buf[..n],
+            b"<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 }

@@ -150,7 +150,12 @@ impl Sampler {
     /// Picks the next token. `logits` (`[vocab]`) are modified in place (penalties,
     /// temperature); `cand` is scratch of at least `logits.len()` entries; `history` holds the
     /// tokens so far (the penalty window is its tail).
-    pub fn sample(&mut self, logits: &mut [f32], cand: &mut [u32], history: &[u32]) -> Result<u32, SampleError> {
+    pub fn sample(
+        &mut self,
+        logits: &mut [f32],
+        cand: &mut [u32],
+        history: &[u32],
+    ) -> Result<u32, SampleError> {
         let c = self.config;
         if logits.is_empty() || cand.len() < logits.len() {
             return Err(SampleError::Empty);
@@ -192,7 +197,9 @@ impl Sampler {
         let mut n = k;
         let top = logits[cand[0] as usize];
         // Softmax mass of the kept candidates (max-subtracted, f64 sums).
-        let mass = |cands: &[u32]| -> f64 { cands.iter().map(|&i| libm::exp((logits[i as usize] - top) as f64)).sum() };
+        let mass = |cands: &[u32]| -> f64 {
+            cands.iter().map(|&i| libm::exp((logits[i as usize] - top) as f64)).sum()
+        };
         if c.top_p < 1.0 {
             let total = mass(&cand[..n]);
             let mut cum = 0f64;
@@ -211,7 +218,8 @@ impl Sampler {
             n = keep.max(1);
         }
         let t = c.temperature;
-        let total: f64 = cand[..n].iter().map(|&i| libm::exp(((logits[i as usize] - top) / t) as f64)).sum();
+        let total: f64 =
+            cand[..n].iter().map(|&i| libm::exp(((logits[i as usize] - top) / t) as f64)).sum();
         let r = self.uniform() as f64 * total;
         let mut cum = 0f64;
         for &i in &cand[..n] {
@@ -257,7 +265,13 @@ mod tests {
         }
         // min-p 0.5: tokens with p < p_max/2 (logit < max − ln 2) never drawn.
         let mut seen = [0u32; 4];
-        let mut s = Sampler::new(SamplerConfig { top_k: 0, top_p: 1.0, min_p: 0.5, temperature: 1.0, ..SamplerConfig::DEFAULT });
+        let mut s = Sampler::new(SamplerConfig {
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.5,
+            temperature: 1.0,
+            ..SamplerConfig::DEFAULT
+        });
         for _ in 0..400 {
             let t = s.sample(&mut [0.0, 1.0, 0.9, -3.0], &mut [0; 4], &[]).unwrap();
             seen[t as usize] += 1;
@@ -265,7 +279,13 @@ mod tests {
         assert_eq!((seen[0], seen[3]), (0, 0));
         assert!(seen[1] > 0 && seen[2] > 0);
         // top-p 0.5 with probabilities ≈ (0.64, 0.24, 0.09, …): only the first survives.
-        let mut s = Sampler::new(SamplerConfig { top_k: 0, top_p: 0.5, min_p: 0.0, temperature: 1.0, ..SamplerConfig::DEFAULT });
+        let mut s = Sampler::new(SamplerConfig {
+            top_k: 0,
+            top_p: 0.5,
+            min_p: 0.0,
+            temperature: 1.0,
+            ..SamplerConfig::DEFAULT
+        });
         for _ in 0..50 {
             assert_eq!(s.sample(&mut [1.0, 2.0, 3.0, 0.0], &mut [0; 4], &[]), Ok(2));
         }
@@ -274,7 +294,14 @@ mod tests {
     #[test]
     fn same_seed_same_tokens() {
         let run = |seed| {
-            let mut s = Sampler::new(SamplerConfig { seed, top_k: 0, top_p: 1.0, min_p: 0.0, temperature: 1.0, ..SamplerConfig::DEFAULT });
+            let mut s = Sampler::new(SamplerConfig {
+                seed,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                temperature: 1.0,
+                ..SamplerConfig::DEFAULT
+            });
             let mut out = [0u32; 32];
             for o in out.iter_mut() {
                 *o = s.sample(&mut [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], &mut [0; 6], &[]).unwrap();

@@ -334,15 +334,24 @@ mod tests {
         let g = t.geometry(int4, 1536, 576);
         assert_eq!((g.k_pad, g.k_segs, g.k_seg_len), (1536, 3, 512));
         // N = 576 = 9 tiles of 64 over 3 cores: 3 each.
-        assert_eq!([g.core_range(0), g.core_range(1), g.core_range(2)], [(0, 192), (192, 192), (384, 192)]);
+        assert_eq!(
+            [g.core_range(0), g.core_range(1), g.core_range(2)],
+            [(0, 192), (192, 192), (384, 192)]
+        );
         // Qwen ffn_down: K = 4864 → 8 segments of 608 (≤ 640).
         let g = t.geometry(int4, 4864, 896);
         assert_eq!((g.k_segs, g.k_seg_len), (8, 608));
         // N = 896 = 14 tiles: 5, 5, 4 (remainder to the first cores).
-        assert_eq!([g.core_range(0), g.core_range(1), g.core_range(2)], [(0, 320), (320, 320), (640, 256)]);
+        assert_eq!(
+            [g.core_range(0), g.core_range(1), g.core_range(2)],
+            [(0, 320), (320, 320), (640, 256)]
+        );
         // int8: K = 10000 → 2 segments of 5024 (padded 10016).
         let g = t.geometry(t.scheme_spec(Scheme::Int8).unwrap(), 10000, 40);
-        assert_eq!((g.k_pad, g.k_segs, g.k_seg_len, g.seg_range(1)), (10016, 2, 5024, (5024, 4992)));
+        assert_eq!(
+            (g.k_pad, g.k_segs, g.k_seg_len, g.seg_range(1)),
+            (10016, 2, 5024, (5024, 4992))
+        );
         // N = 64 = 2 tiles of 32 over 3 cores: core 2 empty.
         let g = t.geometry(t.scheme_spec(Scheme::Int8).unwrap(), 64, 64);
         assert_eq!(g.core_range(2), (64, 0));

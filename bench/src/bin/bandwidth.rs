@@ -25,6 +25,8 @@ fn main() -> ExitCode {
     }
     let bps = npu_bench::bandwidth(threads, mib, reps);
     let list = bps.iter().map(|b| format!("{b:.0}")).collect::<Vec<_>>().join(",");
-    println!("{{\"mode\":\"bandwidth\",\"threads\":{threads},\"mib\":{mib},\"bytes_per_s\":[{list}]}}");
+    println!(
+        "{{\"mode\":\"bandwidth\",\"threads\":{threads},\"mib\":{mib},\"bytes_per_s\":[{list}]}}"
+    );
     ExitCode::SUCCESS
 }

@@ -1,7 +1,12 @@
 //! Qwen2.5-Coder-0.5B-Instruct (F16 GGUF) on the `rk3588` target, `int4` weights: see `npu_bench::main`.
 use npu_model_macro::npu_model;
 
-#[npu_model(path = "${NPU_CACHE}/qwen2.5-coder-0.5b-instruct-f16.gguf", target = "rk3588", quant = "int4", context = 1024)]
+#[npu_model(
+    path = "${NPU_CACHE}/qwen2.5-coder-0.5b-instruct-f16.gguf",
+    target = "rk3588",
+    quant = "int4",
+    context = 1024
+)]
 struct Qwen25Rk3588Int4;
 
 fn main() -> std::process::ExitCode {

@@ -1,7 +1,12 @@
 //! SmolLM2-135M-Instruct (F16 GGUF) on the `cpu` target, `int8_hadamard` weights: see `npu_bench::main`.
 use npu_model_macro::npu_model;
 
-#[npu_model(path = "${NPU_CACHE}/smollm2-135m-instruct-f16.gguf", target = "cpu", quant = "int8_hadamard", context = 1024)]
+#[npu_model(
+    path = "${NPU_CACHE}/smollm2-135m-instruct-f16.gguf",
+    target = "cpu",
+    quant = "int8_hadamard",
+    context = 1024
+)]
 struct Smollm2CpuInt8Hadamard;
 
 fn main() -> std::process::ExitCode {

@@ -40,7 +40,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { system: None, max_tokens: 256, print_ids: false, sampler: SamplerConfig::DEFAULT };
+    let mut a =
+        Args { system: None, max_tokens: 256, print_ids: false, sampler: SamplerConfig::DEFAULT };
     let mut greedy = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -85,7 +86,11 @@ fn render(f: impl Fn(&mut [u8]) -> Result<usize, npu_runtime::generate::BufferTo
 
 /// The ids that open a conversation: system message (if any), the user's message, the
 /// assistant's turn opener; BOS as the vocabulary asks.
-fn first_turn(tok: &Tokenizer<'_>, system: Option<&str>, user: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+fn first_turn(
+    tok: &Tokenizer<'_>,
+    system: Option<&str>,
+    user: &str,
+) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     let mut msgs = Vec::new();
     if let Some(s) = system {
         msgs.push(Message { role: "system", content: s });
@@ -134,13 +139,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 if let After::Cut(last) = after {
                     ids.push(last);
                 }
-                ids.extend(tok.encode_vec(text.as_bytes(), EncodeOptions { add_special: false, parse_special: true })?);
+                ids.extend(tok.encode_vec(
+                    text.as_bytes(),
+                    EncodeOptions { add_special: false, parse_special: true },
+                )?);
                 ids
             }
         };
         // A turn that does not fit after the conversation so far starts a new one.
         let ids = if session.pos() + ids.len() >= SmolLm::CONTEXT as usize && session.pos() > 0 {
-            eprintln!("chat: context full ({} positions); starting a new conversation", SmolLm::CONTEXT);
+            eprintln!(
+                "chat: context full ({} positions); starting a new conversation",
+                SmolLm::CONTEXT
+            );
             session.reset();
             first_turn(&tok, args.system.as_deref(), &user)?
         } else {
@@ -189,9 +200,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         after = match done.stop {
             StopReason::EndToken(_) => After::EndOfTurn,
-            StopReason::MaxTokens | StopReason::Callback => reply.last().map_or(After::EndOfTurn, |&t| After::Cut(t)),
+            StopReason::MaxTokens | StopReason::Callback => {
+                reply.last().map_or(After::EndOfTurn, |&t| After::Cut(t))
+            }
             StopReason::ContextFull => {
-                eprintln!("chat: context full ({} positions); starting a new conversation", SmolLm::CONTEXT);
+                eprintln!(
+                    "chat: context full ({} positions); starting a new conversation",
+                    SmolLm::CONTEXT
+                );
                 session.reset();
                 After::Start
             }

@@ -41,7 +41,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { prompt: String::new(), max_tokens: 128, print_ids: false, sampler: SamplerConfig::DEFAULT };
+    let mut a = Args {
+        prompt: String::new(),
+        max_tokens: 128,
+        print_ids: false,
+        sampler: SamplerConfig::DEFAULT,
+    };
     let mut prompt = None;
     let mut greedy = false;
     let mut it = std::env::args().skip(1);
@@ -81,7 +86,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let tok = model.tokenizer()?;
     // As llama.cpp tokenizes a prompt: BOS if the vocabulary asks for it, and special-token
     // text such as `<|im_start|>` becomes its single id.
-    let prompt = tok.encode_vec(args.prompt.as_bytes(), EncodeOptions { add_special: true, parse_special: true })?;
+    let prompt = tok.encode_vec(
+        args.prompt.as_bytes(),
+        EncodeOptions { add_special: true, parse_special: true },
+    )?;
     // The KV cache and every activation live in this one buffer, sized by a generated const.
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
     // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.

@@ -20,7 +20,13 @@ use npu_runtime::cpu::CpuFast;
 use npu_runtime::tokenizer::Tokenizer;
 
 /// SmolLM2-135M-Instruct for the RK3588's int8 pipeline, with a 64-position KV cache.
-#[npu_model(path = "${NPU_CACHE}/smollm2-135m-instruct-q4_1.gguf", target = "rk3588", quant = "int8", context = 64, embed = "object")]
+#[npu_model(
+    path = "${NPU_CACHE}/smollm2-135m-instruct-q4_1.gguf",
+    target = "rk3588",
+    quant = "int8",
+    context = 64,
+    embed = "object"
+)]
 pub struct SmolLm2;
 
 /// The prompt (tokenized on the device, as `npu run --prompt` tokenizes it on the host).
@@ -45,7 +51,8 @@ const _: () = assert!(
 /// The session's arena: KV cache, activations, logits (in .bss, zeroed at boot).
 static mut ARENA: [u8; SmolLm2::ARENA_BYTES] = [0; SmolLm2::ARENA_BYTES];
 /// Tokenizer working memory for the prompt.
-static mut TOK_SCRATCH: [u32; Tokenizer::scratch_words_for(PROMPT.len())] = [0; Tokenizer::scratch_words_for(PROMPT.len())];
+static mut TOK_SCRATCH: [u32; Tokenizer::scratch_words_for(PROMPT.len())] =
+    [0; Tokenizer::scratch_words_for(PROMPT.len())];
 
 /// Entered from `_start` with FP/SIMD and the MMU on, a stack, and .bss zeroed.
 #[no_mangle]
@@ -64,7 +71,13 @@ pub extern "C" fn npu_fw_main() -> ! {
 fn run() -> Result<(), npu_fw_common::Failure> {
     let mut out = Uart;
     let map = boot::memory_map();
-    writeln!(out, "npu-fw: aarch64-virt (QEMU virt, Cortex-A76); SmolLm2 {:?}/{} context {}", SmolLm2::TARGET, SmolLm2::SCHEME.name(), SmolLm2::CONTEXT)?;
+    writeln!(
+        out,
+        "npu-fw: aarch64-virt (QEMU virt, Cortex-A76); SmolLm2 {:?}/{} context {}",
+        SmolLm2::TARGET,
+        SmolLm2::SCHEME.name(),
+        SmolLm2::CONTEXT
+    )?;
     writeln!(
         out,
         "npu-fw: image {} bytes: blob {}, code+rodata {}; ram {} bytes static: arena {}; stack {} reserved",
@@ -86,7 +99,10 @@ fn run() -> Result<(), npu_fw_common::Failure> {
             generated: &mut generated,
         }
     };
-    let report = npu_fw_common::run(&mut out, SmolLm2::model(), CpuFast::new(), PROMPT, bufs, || boot::ticks().0)?;
+    let report =
+        npu_fw_common::run(&mut out, SmolLm2::model(), CpuFast::new(), PROMPT, bufs, || {
+            boot::ticks().0
+        })?;
     npu_fw_common::print_timing(&mut out, &report, boot::ticks().1)?;
     writeln!(out, "npu-fw: stack used {} of {} bytes", boot::stack_used(), map.stack)?;
     Ok(())

@@ -24,7 +24,13 @@ use npu_runtime::tokenizer::Tokenizer;
 
 /// The tiny llama (1,024-token byte-level BPE, 4 layers, d 128) on the CPU target, int8
 /// weights, with its full 256-position context.
-#[npu_model(path = "../../models/tiny/moby-tiny.gguf", target = "cpu", quant = "int8", context = 256, embed = "object")]
+#[npu_model(
+    path = "../../models/tiny/moby-tiny.gguf",
+    target = "cpu",
+    quant = "int8",
+    context = 256,
+    embed = "object"
+)]
 pub struct Tiny;
 
 /// The prompt (tokenized on the device, as `npu run --prompt` tokenizes it on the host).
@@ -37,12 +43,16 @@ const BLOB_BUDGET: usize = 2 << 20;
 /// RAM for the session arena (KV cache + activations) on that MCU.
 const ARENA_BUDGET: usize = 512 << 10;
 const _: () = assert!(Tiny::BLOB_LEN <= BLOB_BUDGET, "cortex-m: the packed model exceeds the 2 MiB flash budget for the blob; choose a smaller quant or model");
-const _: () = assert!(Tiny::ARENA_BYTES <= ARENA_BUDGET, "cortex-m: arena and KV cache exceed the 512 KiB RAM budget; lower `context`");
+const _: () = assert!(
+    Tiny::ARENA_BYTES <= ARENA_BUDGET,
+    "cortex-m: arena and KV cache exceed the 512 KiB RAM budget; lower `context`"
+);
 
 /// The session's arena (in .bss, zeroed by cortex-m-rt).
 static mut ARENA: [u8; Tiny::ARENA_BYTES] = [0; Tiny::ARENA_BYTES];
 /// Tokenizer working memory for the prompt.
-static mut TOK_SCRATCH: [u32; Tokenizer::scratch_words_for(PROMPT.len())] = [0; Tokenizer::scratch_words_for(PROMPT.len())];
+static mut TOK_SCRATCH: [u32; Tokenizer::scratch_words_for(PROMPT.len())] =
+    [0; Tokenizer::scratch_words_for(PROMPT.len())];
 
 /// CMSDK APB UART0 of the MPS2 boards.
 const UART_DATA: *mut u32 = 0x4000_4000 as *mut u32;
@@ -171,9 +181,20 @@ fn main() -> ! {
 fn run() -> Result<(), npu_fw_common::Failure> {
     let mut out = Uart;
     // SAFETY: addresses of cortex-m-rt's linker symbols only.
-    let (flash_used, data, stack) =
-        unsafe { (addr(&__erodata) + (addr(&__edata) - addr(&__sdata)), addr(&__sheap) - addr(&__sdata), addr(&_stack_start) - addr(&__sheap)) };
-    writeln!(out, "npu-fw: cortex-m (QEMU MPS2-AN386, Cortex-M4F); Tiny {:?}/{} context {}", Tiny::TARGET, Tiny::SCHEME.name(), Tiny::CONTEXT)?;
+    let (flash_used, data, stack) = unsafe {
+        (
+            addr(&__erodata) + (addr(&__edata) - addr(&__sdata)),
+            addr(&__sheap) - addr(&__sdata),
+            addr(&_stack_start) - addr(&__sheap),
+        )
+    };
+    writeln!(
+        out,
+        "npu-fw: cortex-m (QEMU MPS2-AN386, Cortex-M4F); Tiny {:?}/{} context {}",
+        Tiny::TARGET,
+        Tiny::SCHEME.name(),
+        Tiny::CONTEXT
+    )?;
     writeln!(
         out,
         "npu-fw: flash {flash_used} bytes: blob {} (budget {BLOB_BUDGET}), code+rodata+data {}; ram {data} bytes static: arena {} (budget {ARENA_BUDGET}); stack {stack} available",

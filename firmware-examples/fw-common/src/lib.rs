@@ -88,7 +88,9 @@ pub fn run<B: Backend>(
 ) -> Result<Report, Failure> {
     let tok = model.tokenizer().map_err(Failure::Tokenizer)?;
     let opts = EncodeOptions { add_special: true, parse_special: true };
-    let n_prompt = tok.encode(prompt.as_bytes(), opts, bufs.tok_scratch, bufs.prompt_ids).map_err(Failure::Tokenizer)?;
+    let n_prompt = tok
+        .encode(prompt.as_bytes(), opts, bufs.tok_scratch, bufs.prompt_ids)
+        .map_err(Failure::Tokenizer)?;
     let ids = &bufs.prompt_ids[..n_prompt];
     // What the host needs to reproduce this run with `npu run` (plus the model file).
     writeln!(
@@ -152,7 +154,12 @@ pub fn run<B: Backend>(
         StopReason::Callback => "callback",
     };
     writeln!(out, "npu-fw: stop: {stop}")?;
-    Ok(Report { prompt_tokens: n_prompt, generated: n, prefill_ticks: t_first.wrapping_sub(t0), decode_ticks: t_end.wrapping_sub(t_first) })
+    Ok(Report {
+        prompt_tokens: n_prompt,
+        generated: n,
+        prefill_ticks: t_first.wrapping_sub(t0),
+        decode_ticks: t_end.wrapping_sub(t_first),
+    })
 }
 
 /// Prints the timing line: prefill time, and the tokens after the first per second, from
@@ -160,7 +167,8 @@ pub fn run<B: Backend>(
 pub fn print_timing(out: &mut impl Write, r: &Report, freq: u64) -> fmt::Result {
     let ms = |t: u64| (t as u128 * 1000 / u128::from(freq.max(1))) as u64;
     let after = r.generated.saturating_sub(1) as u64;
-    let tps_milli = (after as u128 * 1_000_000).checked_div(ms(r.decode_ticks) as u128).unwrap_or(0) as u64;
+    let tps_milli =
+        (after as u128 * 1_000_000).checked_div(ms(r.decode_ticks) as u128).unwrap_or(0) as u64;
     writeln!(
         out,
         "npu-fw: prefill {} tokens in {} ms; {} tokens in {} ms after it: {}.{:03} tok/s (emulated)",

@@ -72,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
                     g.dequantize_rows(t, last, 1, &mut row).unwrap();
                     let at = (last * t.row_len()) as usize;
                     let same = row.iter().zip(&all[at..]).all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "row {last} of {} differs from the whole-tensor result", t.name());
+                    assert!(
+                        same,
+                        "row {last} of {} differs from the whole-tensor result",
+                        t.name()
+                    );
                 }
             }
             Err(e) => assert!(!npu_build::dequant::supported(t.ty()), "{e}"),

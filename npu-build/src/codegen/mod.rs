@@ -133,7 +133,9 @@ fn layout_literal(l: &Layout) -> String {
         Layout::Tiled { n_tile, k_tile, elem } => {
             format!("{f}::Layout::Tiled {{ n_tile: {n_tile}, k_tile: {k_tile}, elem: {f}::ElemType::{elem:?} }}")
         }
-        Layout::RowMajor { elem } => format!("{f}::Layout::RowMajor {{ elem: {f}::ElemType::{elem:?} }}"),
+        Layout::RowMajor { elem } => {
+            format!("{f}::Layout::RowMajor {{ elem: {f}::ElemType::{elem:?} }}")
+        }
     }
 }
 
@@ -144,7 +146,8 @@ pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
     let _ = writeln!(s, "// Descriptor table: {} tensors, blob order.", packed.tensors.len());
-    let _ = writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
+    let _ =
+        writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
     for t in &packed.tensors {
         let g = t.geom;
         let _ = write!(
@@ -184,7 +187,11 @@ pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
                 sh.data.len
             );
         }
-        let _ = writeln!(s, "], scales: {f}::Region {{ offset: {}, len: {} }} }},", t.scales.offset, t.scales.len);
+        let _ = writeln!(
+            s,
+            "], scales: {f}::Region {{ offset: {}, len: {} }} }},",
+            t.scales.offset, t.scales.len
+        );
     }
     let _ = writeln!(s, "];");
     let _ = writeln!(s, "const NPU_TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::{:?};", packed.target.id);
@@ -287,7 +294,8 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     let _ = writeln!(s, "impl {name} {{");
     let _ = writeln!(s, "    /// Hyperparameters, context length and stop tokens.");
     let _ = writeln!(s, "    pub const CONFIG: {m}::ModelConfig = NPU_CONFIG;");
-    let _ = writeln!(s, "    /// Tokens of context the arena is sized for (the `context` argument).");
+    let _ =
+        writeln!(s, "    /// Tokens of context the arena is sized for (the `context` argument).");
     let _ = writeln!(s, "    pub const CONTEXT: u32 = {ctx};");
     let _ = writeln!(s, "    /// Exact bytes of the arena a session needs at [`Self::CONTEXT`].");
     let _ = writeln!(s, "    pub const ARENA_BYTES: usize = {m}::arena_bytes(&NPU_CONFIG, {ctx});");
@@ -369,7 +377,21 @@ mod tests {
 
     #[test]
     fn config_round_trips() {
-        let mut c = ModelConfig::new(Arch::Qwen2, 24, 896, 14, 2, 64, 4864, 151936, 1e6, 1e-6, false, 512, 151645);
+        let mut c = ModelConfig::new(
+            Arch::Qwen2,
+            24,
+            896,
+            14,
+            2,
+            64,
+            4864,
+            151936,
+            1e6,
+            1e-6,
+            false,
+            512,
+            151645,
+        );
         c.eot = Some(151645);
         c.rope_dim = 32;
         assert_eq!(config_from_text(&config_to_text(&c)), Some(c));

@@ -94,7 +94,11 @@ impl ObjTarget {
             abi: get("CARGO_CFG_TARGET_ABI"),
             little_endian: get("CARGO_CFG_TARGET_ENDIAN") != "big",
             pointer_width: get("CARGO_CFG_TARGET_POINTER_WIDTH").parse().unwrap_or(64),
-            features: get("CARGO_CFG_TARGET_FEATURE").split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            features: get("CARGO_CFG_TARGET_FEATURE")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
         })
     }
 
@@ -123,7 +127,9 @@ impl ObjTarget {
 
     /// Whether [`Embed::Object`] can be produced for this target.
     pub fn object_supported(&self) -> bool {
-        self.format() != Format::Unsupported && self.format() != Format::MachO && object_file::architecture(self).is_some()
+        self.format() != Format::Unsupported
+            && self.format() != Format::MachO
+            && object_file::architecture(self).is_some()
     }
 
     /// File name of a static library called `name` as rustc looks it up (`-l static=name`).
@@ -179,7 +185,9 @@ pub fn check_limits(mode: Embed, len: u64, t: &ObjTarget) -> Result<Embed, Strin
 /// The blob's symbol name: from the crate name, the declaration and the blob's digest only,
 /// so it is the same on every machine yet distinct across crates and models.
 pub fn symbol_name(crate_name: &str, decl: &str, digest: &[u8; 32]) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>()
+    };
     format!("npu_model_{}_{}_{}", clean(crate_name), clean(decl), crate::cache::hex(&digest[..8]))
 }
 
@@ -205,10 +213,14 @@ mod tests {
         assert_eq!(check_limits(Embed::Auto, 1 << 20, &x86), Ok(Embed::Bytes));
         assert_eq!(check_limits(Embed::Auto, 100 << 20, &x86), Ok(Embed::Object));
         assert_eq!(check_limits(Embed::Object, 5 << 30, &x86), Ok(Embed::Object));
-        assert!(check_limits(Embed::Bytes, 600 << 20, &x86).unwrap_err().contains("too large for embed = \"bytes\""));
+        assert!(check_limits(Embed::Bytes, 600 << 20, &x86)
+            .unwrap_err()
+            .contains("too large for embed = \"bytes\""));
         let a64 = t("aarch64", "linux", 64);
         assert_eq!(check_limits(Embed::Object, AARCH64_MAX_BLOB, &a64), Ok(Embed::Object));
-        assert!(check_limits(Embed::Object, AARCH64_MAX_BLOB + 1, &a64).unwrap_err().contains("ADRP"));
+        assert!(check_limits(Embed::Object, AARCH64_MAX_BLOB + 1, &a64)
+            .unwrap_err()
+            .contains("ADRP"));
         let arm = t("arm", "none", 32);
         assert!(check_limits(Embed::Object, 3 << 30, &arm).unwrap_err().contains("32-bit"));
         let wasm = t("wasm32", "unknown", 32);

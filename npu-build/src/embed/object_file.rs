@@ -3,7 +3,10 @@
 
 use super::{Format, ObjTarget, X86_64_LARGE_SECTION};
 use object::write::{Object, Symbol, SymbolSection};
-use object::{elf, Architecture, BinaryFormat, Endianness, SectionFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+use object::{
+    elf, Architecture, BinaryFormat, Endianness, SectionFlags, SectionKind, SymbolFlags,
+    SymbolKind, SymbolScope,
+};
 use std::io::Write;
 
 /// The `object` architecture for a cargo `target_arch`, if supported.
@@ -27,7 +30,13 @@ fn elf_flags(t: &ObjTarget) -> u32 {
         "arm" => 0x0500_0000 | if t.abi.ends_with("hf") { 0x400 } else { 0 },
         // Float ABI follows the widest float extension (lp64d/ilp32f...), RVC if compressed.
         "riscv64" | "riscv32" => {
-            let float = if has("d") { 0x4 } else if has("f") { 0x2 } else { 0 };
+            let float = if has("d") {
+                0x4
+            } else if has("f") {
+                0x2
+            } else {
+                0
+            };
             float | u32::from(has("c"))
         }
         _ => 0,
@@ -37,25 +46,39 @@ fn elf_flags(t: &ObjTarget) -> u32 {
 /// Writes the object to `w`: section `.rodata.npu_model` (`.lrodata.npu_model`, flagged
 /// `SHF_X86_64_LARGE`, for large x86-64 blobs) aligned to `align`, and the global symbol
 /// `symbol` covering the whole blob. No timestamps or paths go into the file.
-pub fn write(t: &ObjTarget, symbol: &str, blob: &[u8], align: u64, w: impl Write) -> Result<(), String> {
-    let arch = architecture(t).ok_or_else(|| format!("no object writer for target_arch = \"{}\"", t.arch))?;
+pub fn write(
+    t: &ObjTarget,
+    symbol: &str,
+    blob: &[u8],
+    align: u64,
+    w: impl Write,
+) -> Result<(), String> {
+    let arch = architecture(t)
+        .ok_or_else(|| format!("no object writer for target_arch = \"{}\"", t.arch))?;
     let endian = if t.little_endian { Endianness::Little } else { Endianness::Big };
     let format = match t.format() {
         Format::Elf => BinaryFormat::Elf,
         Format::Coff => BinaryFormat::Coff,
         Format::MachO => BinaryFormat::MachO,
-        Format::Unsupported => return Err(format!("no object format for target_os = \"{}\"", t.os)),
+        Format::Unsupported => {
+            return Err(format!("no object format for target_os = \"{}\"", t.os))
+        }
     };
     let mut obj = Object::new(format, arch, endian);
     let section = if format == BinaryFormat::Elf {
-        obj.flags = object::FileFlags::Elf { os_abi: elf::OsAbi(0), abi_version: 0, e_flags: elf::FileFlags(elf_flags(t)) };
+        obj.flags = object::FileFlags::Elf {
+            os_abi: elf::OsAbi(0),
+            abi_version: 0,
+            e_flags: elf::FileFlags(elf_flags(t)),
+        };
         let large = t.arch == "x86_64" && blob.len() as u64 >= X86_64_LARGE_SECTION;
         let name: &[u8] = if large { b".lrodata.npu_model" } else { b".rodata.npu_model" };
         let id = obj.add_section(Vec::new(), name.to_vec(), SectionKind::ReadOnlyData);
         // SHF_ALLOC, plus SHF_X86_64_LARGE (0x1000_0000) so the linker keeps it out of the
         // ±2 GiB window the small code model needs.
         let flags = 0x2 | if large { 0x1000_0000 } else { 0 };
-        obj.section_mut(id).flags = SectionFlags::Elf { sh_type: elf::SectionType(1), sh_flags: elf::SectionFlags(flags) };
+        obj.section_mut(id).flags =
+            SectionFlags::Elf { sh_type: elf::SectionType(1), sh_flags: elf::SectionFlags(flags) };
         id
     } else {
         obj.section_id(object::write::StandardSection::ReadOnlyData)
@@ -111,7 +134,13 @@ mod tests {
             assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), machine);
             // e_flags sits after e_entry, e_phoff and e_shoff (word-sized each).
             let at = if class == 1 { 36 } else { 48 };
-            assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), flags, "{} {}", t.arch, t.abi);
+            assert_eq!(
+                u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
+                flags,
+                "{} {}",
+                t.arch,
+                t.abi
+            );
             let file = object::File::parse(&*bytes).unwrap();
             let sym = file.symbols().find(|s| s.name() == Ok("npu_model_fw")).unwrap();
             assert_eq!(sym.size(), 300);

@@ -102,8 +102,9 @@ pub struct TokenizerSummary<'a> {
 impl Gguf<'_> {
     /// `general.architecture`.
     pub fn architecture(&self) -> Result<&str, Error> {
-        self.get_str("general.architecture")?
-            .ok_or_else(|| self.err(ErrorKind::MissingKey { key: "general.architecture".to_owned() }))
+        self.get_str("general.architecture")?.ok_or_else(|| {
+            self.err(ErrorKind::MissingKey { key: "general.architecture".to_owned() })
+        })
     }
 
     /// The typed hyperparameters, for an architecture in [`ARCHITECTURES`].
@@ -118,7 +119,9 @@ impl Gguf<'_> {
         let key = |k: &str| format!("{arch}.{k}");
         let required_u32 = |k: &str| -> Result<u32, Error> {
             let k = key(k);
-            let v = self.get_u32(&k)?.ok_or_else(|| self.err(ErrorKind::MissingKey { key: k.clone() }))?;
+            let v = self
+                .get_u32(&k)?
+                .ok_or_else(|| self.err(ErrorKind::MissingKey { key: k.clone() }))?;
             if v == 0 {
                 return Err(self.bad(&k, "must be nonzero".to_owned()));
             }
@@ -131,14 +134,18 @@ impl Gguf<'_> {
         let feed_forward_length = required_u32("feed_forward_length")?;
         let head_count = required_u32("attention.head_count")?;
         let head_count_kv = match self.get_u32(&key("attention.head_count_kv"))? {
-            Some(0) => return Err(self.bad(&key("attention.head_count_kv"), "must be nonzero".to_owned())),
+            Some(0) => {
+                return Err(self.bad(&key("attention.head_count_kv"), "must be nonzero".to_owned()))
+            }
             Some(n) => n,
             None => head_count,
         };
         if !head_count.is_multiple_of(head_count_kv) {
             return Err(self.bad(
                 &key("attention.head_count_kv"),
-                format!("head_count {head_count} is not a multiple of head_count_kv {head_count_kv}"),
+                format!(
+                    "head_count {head_count} is not a multiple of head_count_kv {head_count_kv}"
+                ),
             ));
         }
         let head_dim = match self.get_u32(&key("attention.key_length"))? {
@@ -153,17 +160,24 @@ impl Gguf<'_> {
             None => embedding_length / head_count,
         };
         let eps_key = key("attention.layer_norm_rms_epsilon");
-        let rms_norm_eps =
-            self.get_f32(&eps_key)?.ok_or_else(|| self.err(ErrorKind::MissingKey { key: eps_key.clone() }))?;
+        let rms_norm_eps = self
+            .get_f32(&eps_key)?
+            .ok_or_else(|| self.err(ErrorKind::MissingKey { key: eps_key.clone() }))?;
         if !(rms_norm_eps.is_finite() && rms_norm_eps > 0.0) {
             return Err(self.bad(&eps_key, format!("{rms_norm_eps} is not a positive number")));
         }
         let rope_freq_base = self.get_f32(&key("rope.freq_base"))?.unwrap_or(10000.0);
         if !(rope_freq_base.is_finite() && rope_freq_base > 0.0) {
-            return Err(self.bad(&key("rope.freq_base"), format!("{rope_freq_base} is not a positive number")));
+            return Err(self.bad(
+                &key("rope.freq_base"),
+                format!("{rope_freq_base} is not a positive number"),
+            ));
         }
         let rope_dimension_count = self.get_u32(&key("rope.dimension_count"))?.unwrap_or(head_dim);
-        if rope_dimension_count == 0 || !rope_dimension_count.is_multiple_of(2) || rope_dimension_count > head_dim {
+        if rope_dimension_count == 0
+            || !rope_dimension_count.is_multiple_of(2)
+            || rope_dimension_count > head_dim
+        {
             return Err(self.bad(
                 &key("rope.dimension_count"),
                 format!("{rope_dimension_count} must be even, nonzero and at most the head dimension {head_dim}"),

@@ -264,7 +264,9 @@ impl<'a> Gguf<'a> {
 
     /// `key` as a `u32`: `None` if absent; an error if it is not an integer in range.
     pub fn get_u32(&self, key: &str) -> Result<Option<u32>, Error> {
-        self.typed(key, "an integer in 0..=4294967295", |v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+        self.typed(key, "an integer in 0..=4294967295", |v| {
+            v.as_u64().and_then(|n| u32::try_from(n).ok())
+        })
     }
 
     /// `key` as a `u64`: `None` if absent; an error if it is not a nonnegative integer.
@@ -353,13 +355,24 @@ impl<'a> Gguf<'a> {
     /// Dequantize rows `first_row .. first_row + n_rows` of `t` into `out`, which must hold
     /// exactly `n_rows * t.row_len()` values. A row is ne0 consecutive elements; rows are
     /// indexed over all the dimensions after ne0 flattened (ggml order).
-    pub fn dequantize_rows(&self, t: &TensorInfo, first_row: u64, n_rows: u64, out: &mut [f32]) -> Result<(), Error> {
+    pub fn dequantize_rows(
+        &self,
+        t: &TensorInfo,
+        first_row: u64,
+        n_rows: u64,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         self.check_dequantizable(t)?;
-        let bad = |detail: String| self.err(ErrorKind::BadRowRange { tensor: t.name().to_owned(), detail });
-        let end_row = first_row
-            .checked_add(n_rows)
-            .filter(|&e| e <= t.n_rows())
-            .ok_or_else(|| bad(format!("rows {first_row}..{first_row}+{n_rows} exceed its {} rows", t.n_rows())))?;
+        let bad = |detail: String| {
+            self.err(ErrorKind::BadRowRange { tensor: t.name().to_owned(), detail })
+        };
+        let end_row =
+            first_row.checked_add(n_rows).filter(|&e| e <= t.n_rows()).ok_or_else(|| {
+                bad(format!(
+                    "rows {first_row}..{first_row}+{n_rows} exceed its {} rows",
+                    t.n_rows()
+                ))
+            })?;
         let want = n_rows.checked_mul(t.row_len());
         if want != Some(out.len() as u64) {
             return Err(bad(format!(
@@ -397,7 +410,10 @@ impl<'a> Gguf<'a> {
 
     fn to_usize(&self, v: u64, t: &TensorInfo, what: &str) -> Result<usize, Error> {
         usize::try_from(v).map_err(|_| {
-            self.err(ErrorKind::TooLargeForPlatform { what: format!("{what} of tensor '{}'", t.name()), value: v })
+            self.err(ErrorKind::TooLargeForPlatform {
+                what: format!("{what} of tensor '{}'", t.name()),
+                value: v,
+            })
         })
     }
 

@@ -111,7 +111,11 @@ impl<'a> Cursor<'a> {
                 let off = self.offset();
                 let [b] = self.array::<1>(&what)?;
                 if b > 1 {
-                    return Err(ErrorKind::InvalidBool { key: key.to_owned(), value: b, offset: off });
+                    return Err(ErrorKind::InvalidBool {
+                        key: key.to_owned(),
+                        value: b,
+                        offset: off,
+                    });
                 }
             }
             ValueType::String => {
@@ -133,7 +137,10 @@ impl<'a> Cursor<'a> {
                 let max = self.remaining() / elem.min_size() as u64;
                 if len > max {
                     return Err(ErrorKind::CountTooLarge {
-                        field: format!("array length of metadata key '{key}' ({} elements)", elem.name()),
+                        field: format!(
+                            "array length of metadata key '{key}' ({} elements)",
+                            elem.name()
+                        ),
                         value: len,
                         offset: len_at,
                         max,
@@ -230,7 +237,11 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
         let dims_at = c.offset();
         let n_dims = c.u32(&|| format!("dimension count of tensor '{name}'"))?;
         if n_dims as usize > MAX_DIMS {
-            return Err(ErrorKind::TooManyDims { tensor: name.to_owned(), n_dims, offset: dims_at });
+            return Err(ErrorKind::TooManyDims {
+                tensor: name.to_owned(),
+                n_dims,
+                offset: dims_at,
+            });
         }
         let mut dims = [1u64; MAX_DIMS];
         for (d, dim) in dims.iter_mut().enumerate().take(n_dims as usize) {
@@ -257,9 +268,10 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
     // The data section starts at the next multiple of the alignment. It may lie past the end of
     // a file without tensor data; only tensors' ranges must be inside the file.
     let infos_end = c.offset();
-    let data_start = infos_end
-        .checked_next_multiple_of(alignment)
-        .ok_or(ErrorKind::BadAlignment { found: format!("{alignment} (data section start overflows)") })?;
+    let data_start =
+        infos_end.checked_next_multiple_of(alignment).ok_or(ErrorKind::BadAlignment {
+            found: format!("{alignment} (data section start overflows)"),
+        })?;
     for t in &mut tensors {
         let start = data_start.checked_add(t.offset());
         let end = start.and_then(|s| s.checked_add(t.n_bytes()));
@@ -282,7 +294,11 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
 
 /// `general.alignment`, if present: any nonnegative integer type that is a nonzero power of two
 /// (ggml writes uint32).
-fn alignment(buf: &[u8], meta: &[MetaEntry], index: &BTreeMap<String, usize>) -> Result<u64, ErrorKind> {
+fn alignment(
+    buf: &[u8],
+    meta: &[MetaEntry],
+    index: &BTreeMap<String, usize>,
+) -> Result<u64, ErrorKind> {
     let Some(e) = index.get("general.alignment").and_then(|&i| meta.get(i)) else {
         return Ok(DEFAULT_ALIGNMENT);
     };
@@ -315,7 +331,11 @@ fn check_overlap(tensors: &[TensorInfo]) -> Result<(), ErrorKind> {
     for w in ranges.windows(2) {
         if let [a, b] = w {
             if b.0 < a.1 {
-                return Err(ErrorKind::TensorOverlap { first: name(a.2), second: name(b.2), offset: b.0 });
+                return Err(ErrorKind::TensorOverlap {
+                    first: name(a.2),
+                    second: name(b.2),
+                    offset: b.0,
+                });
             }
         }
     }

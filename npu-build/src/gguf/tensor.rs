@@ -24,7 +24,12 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Check the shape against the type and compute sizes. `offset` is relative to the data
     /// section; the absolute offset is filled in once the data section's start is known.
-    pub(crate) fn new(name: &str, dims: &[u64], ty: GgmlType, offset: u64) -> Result<TensorInfo, ErrorKind> {
+    pub(crate) fn new(
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        offset: u64,
+    ) -> Result<TensorInfo, ErrorKind> {
         let overflow = || ErrorKind::DimsOverflow { tensor: name.to_owned(), dims: dims.to_vec() };
         // ggml stores dims as int64_t, so the element count must fit i64. The row count is
         // checked on its own: with ne0 = 0 the full product is 0 even when the rest overflows.

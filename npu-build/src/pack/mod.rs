@@ -18,7 +18,8 @@ use crate::quant;
 use crate::report::{Report, TensorReport};
 use npu_runtime::exec::{self, quant as rq, rotate};
 use npu_runtime::format::{
-    ElemType, Geometry, Layout, Pipeline, Region, Rotation, Scheme, Shard, TensorDesc, TensorKind, BLOB_ALIGN,
+    ElemType, Geometry, Layout, Pipeline, Region, Rotation, Scheme, Shard, TensorDesc, TensorKind,
+    BLOB_ALIGN,
 };
 use npu_runtime::target::Target;
 pub use source::{MemSource, SeededRng, SourceTensor, TensorSource};
@@ -138,12 +139,18 @@ fn align(v: u64) -> u64 {
 }
 
 fn to_u32(name: &str, what: &str, v: u64) -> Result<u32, PackError> {
-    u32::try_from(v).map_err(|_| PackError::TooLarge { tensor: name.to_string(), msg: format!("{what} = {v} exceeds u32") })
+    u32::try_from(v).map_err(|_| PackError::TooLarge {
+        tensor: name.to_string(),
+        msg: format!("{what} = {v} exceeds u32"),
+    })
 }
 
 /// Plans every tensor: kind, scheme, layout, geometry, rotation and blob offsets. Returns the
 /// entries and the blob length. Pure function of the tensor list and options.
-pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<(Vec<TensorEntry>, u64), PackError> {
+pub fn plan(
+    sources: &[SourceTensor],
+    opts: &PackOptions,
+) -> Result<(Vec<TensorEntry>, u64), PackError> {
     let target = opts.target;
     let tied = !sources.iter().any(|s| s.name == "output.weight");
     let mut entries = Vec::new();
@@ -151,7 +158,10 @@ pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<(Vec<TensorE
     for (i, s) in sources.iter().enumerate() {
         let k = to_u32(&s.name, "row length", s.row_len())?;
         let n = to_u32(&s.name, "rows", s.n_rows())?;
-        let mut make = |name: &str, kind: TensorKind, scheme: Option<Scheme>| -> Result<(), PackError> {
+        let mut make = |name: &str,
+                        kind: TensorKind,
+                        scheme: Option<Scheme>|
+         -> Result<(), PackError> {
             let (layout, geom, pipeline, rotation) = match kind {
                 TensorKind::Matmul => {
                     let sch = scheme.unwrap_or(opts.scheme);
@@ -161,12 +171,16 @@ pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<(Vec<TensorE
                     (spec.layout, geom, Some(spec.pipeline), rot)
                 }
                 TensorKind::Embedding => {
-                    let elem = if scheme == Some(Scheme::Fp16) { ElemType::F16 } else { ElemType::I8 };
+                    let elem =
+                        if scheme == Some(Scheme::Fp16) { ElemType::F16 } else { ElemType::I8 };
                     (Layout::RowMajor { elem }, Geometry::plan(k, n, 1, 1, k.max(1), 1), None, None)
                 }
-                TensorKind::F32 => {
-                    (Layout::RowMajor { elem: ElemType::F32 }, Geometry::plan(k, n, 1, 1, k.max(1), 1), None, None)
-                }
+                TensorKind::F32 => (
+                    Layout::RowMajor { elem: ElemType::F32 },
+                    Geometry::plan(k, n, 1, 1, k.max(1), 1),
+                    None,
+                    None,
+                ),
             };
             let mut shards = Vec::new();
             for seg in 0..geom.k_segs {
@@ -180,11 +194,22 @@ pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<(Vec<TensorE
                     if len > target.max_buffer {
                         return Err(PackError::TooLarge {
                             tensor: name.to_string(),
-                            msg: format!("shard of {len} bytes exceeds the {} limit of {} bytes per buffer", target.name, target.max_buffer),
+                            msg: format!(
+                                "shard of {len} bytes exceeds the {} limit of {} bytes per buffer",
+                                target.name, target.max_buffer
+                            ),
                         });
                     }
                     cursor = align(cursor);
-                    shards.push(Shard { k_seg: seg, core, k0, k_len, n0, n_len, data: Region { offset: cursor, len } });
+                    shards.push(Shard {
+                        k_seg: seg,
+                        core,
+                        k0,
+                        k_len,
+                        n0,
+                        n_len,
+                        data: Region { offset: cursor, len },
+                    });
                     cursor += len;
                 }
             }
@@ -200,7 +225,11 @@ pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<(Vec<TensorE
                 name: name.to_string(),
                 source: i,
                 kind,
-                scheme: if kind == TensorKind::Matmul { Some(scheme.unwrap_or(opts.scheme)) } else { scheme },
+                scheme: if kind == TensorKind::Matmul {
+                    Some(scheme.unwrap_or(opts.scheme))
+                } else {
+                    scheme
+                },
                 pipeline,
                 layout,
                 geom,
@@ -268,7 +297,13 @@ struct ChunkOut {
     yref: Vec<f64>,
 }
 
-fn work(src: &dyn TensorSource, entries: &[TensorEntry], batches: &[Vec<f32>], it: &Item, idx: usize) -> Result<ChunkOut, PackError> {
+fn work(
+    src: &dyn TensorSource,
+    entries: &[TensorEntry],
+    batches: &[Vec<f32>],
+    it: &Item,
+    idx: usize,
+) -> Result<ChunkOut, PackError> {
     let e = &entries[it.entry];
     let g = e.geom;
     let (k, kp, rows) = (g.k as usize, g.k_pad as usize, (it.r1 - it.r0) as usize);
@@ -391,7 +426,10 @@ fn scatter(e: &TensorEntry, it: &Item, out: &ChunkOut, blob: &mut [u8]) {
 pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackError> {
     let sources = src.tensors();
     let (entries, blob_len) = plan(&sources, opts)?;
-    let blob_len = usize::try_from(blob_len).map_err(|_| PackError::TooLarge { tensor: String::new(), msg: "blob exceeds the address space".into() })?;
+    let blob_len = usize::try_from(blob_len).map_err(|_| PackError::TooLarge {
+        tensor: String::new(),
+        msg: "blob exceeds the address space".into(),
+    })?;
     let mut blob = vec![0u8; blob_len];
 
     // Work items: row chunks of ~1 Mi elements, in whole N tiles.
@@ -409,7 +447,13 @@ pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackEr
     }
     let batches: Vec<Vec<f32>> = entries
         .iter()
-        .map(|e| if e.kind == TensorKind::Matmul { report_batch(&e.name, e.geom.k as usize) } else { Vec::new() })
+        .map(|e| {
+            if e.kind == TensorKind::Matmul {
+                report_batch(&e.name, e.geom.k as usize)
+            } else {
+                Vec::new()
+            }
+        })
         .collect();
 
     let mut stats = vec![Stats::default(); items.len()];
@@ -461,9 +505,20 @@ pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackEr
     // Combine per-entry statistics in item order; reassemble reference outputs.
     let mut reports: Vec<TensorReport> = entries
         .iter()
-        .map(|e| TensorReport::new(e, e.shards.iter().map(|s| s.data.len).sum::<u64>() + e.scales.len))
+        .map(|e| {
+            TensorReport::new(e, e.shards.iter().map(|s| s.data.len).sum::<u64>() + e.scales.len)
+        })
         .collect();
-    let mut y_refs: Vec<Vec<f64>> = entries.iter().map(|e| if e.kind == TensorKind::Matmul { vec![0.0; e.geom.n as usize * REPORT_BATCH] } else { Vec::new() }).collect();
+    let mut y_refs: Vec<Vec<f64>> = entries
+        .iter()
+        .map(|e| {
+            if e.kind == TensorKind::Matmul {
+                vec![0.0; e.geom.n as usize * REPORT_BATCH]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
     for (i, it) in items.iter().enumerate() {
         let rep = &mut reports[it.entry];
         rep.sum_w2 += stats[i].sum_w2;
@@ -489,7 +544,13 @@ pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackEr
 
 type OutErr = Option<(f64, f64)>;
 
-fn output_errors(entries: &[TensorEntry], blob: &[u8], batches: &[Vec<f32>], y_refs: &[Vec<f64>], threads: usize) -> Result<Vec<OutErr>, PackError> {
+fn output_errors(
+    entries: &[TensorEntry],
+    blob: &[u8],
+    batches: &[Vec<f32>],
+    y_refs: &[Vec<f64>],
+    threads: usize,
+) -> Result<Vec<OutErr>, PackError> {
     let next = AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<OutErr, npu_runtime::Error>>>> =
         entries.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -505,18 +566,20 @@ fn output_errors(entries: &[TensorEntry], blob: &[u8], batches: &[Vec<f32>], y_r
                     let n = e.geom.n as usize;
                     let mut y = vec![0f32; REPORT_BATCH * n];
                     let mut scratch = vec![0f32; exec::scratch_len(&d)];
-                    exec::matmul(&d, blob, &batches[i], REPORT_BATCH, &mut y, &mut scratch).map(|()| {
-                        let (mut s2, mut e2) = (0f64, 0f64);
-                        for m in 0..REPORT_BATCH {
-                            for nn in 0..n {
-                                let r = y_refs[i][nn * REPORT_BATCH + m];
-                                let d = y[m * n + nn] as f64 - r;
-                                s2 += r * r;
-                                e2 += d * d;
+                    exec::matmul(&d, blob, &batches[i], REPORT_BATCH, &mut y, &mut scratch).map(
+                        |()| {
+                            let (mut s2, mut e2) = (0f64, 0f64);
+                            for m in 0..REPORT_BATCH {
+                                for nn in 0..n {
+                                    let r = y_refs[i][nn * REPORT_BATCH + m];
+                                    let d = y[m * n + nn] as f64 - r;
+                                    s2 += r * r;
+                                    e2 += d * d;
+                                }
                             }
-                        }
-                        Some((s2, e2))
-                    })
+                            Some((s2, e2))
+                        },
+                    )
                 };
                 *results[i].lock().unwrap() = Some(r);
             });
@@ -549,7 +612,9 @@ pub fn unpack_stored(d: &TensorDesc<'_>, blob: &[u8]) -> Result<Vec<f32>, npu_ru
                 let off = d.layout.byte_offset(kk, nl, kl, n_len);
                 let v = match d.layout.elem() {
                     ElemType::F32 => f32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()),
-                    ElemType::F16 => half::f16::from_le_bytes([bytes[off], bytes[off + 1]]).to_f32(),
+                    ElemType::F16 => {
+                        half::f16::from_le_bytes([bytes[off], bytes[off + 1]]).to_f32()
+                    }
                     ElemType::I8 => bytes[off] as i8 as f32 * s,
                     ElemType::I4 => {
                         let (lo, hi) = exec::nibbles(bytes[off]);
@@ -590,7 +655,12 @@ pub fn unpack_original(d: &TensorDesc<'_>, blob: &[u8]) -> Result<Vec<f32>, npu_
 /// 2⁻²⁴ per operation, bounded generously by `ε·(Σ|ŵx̂| + bound)·(ops)`.
 ///
 /// Computed in f64 from the packed bytes; used by tests only.
-pub fn error_bound(d: &TensorDesc<'_>, blob: &[u8], x: &[f32], m: usize) -> Result<Vec<f64>, npu_runtime::Error> {
+pub fn error_bound(
+    d: &TensorDesc<'_>,
+    blob: &[u8],
+    x: &[f32],
+    m: usize,
+) -> Result<Vec<f64>, npu_runtime::Error> {
     let g = d.geom;
     let (k, kp, n) = (g.k as usize, g.k_pad as usize, g.n as usize);
     let w = unpack_stored(d, blob)?;
@@ -612,7 +682,8 @@ pub fn error_bound(d: &TensorDesc<'_>, blob: &[u8], x: &[f32], m: usize) -> Resu
         for seg in 0..g.k_segs {
             let (k0, kl) = g.seg_range(seg);
             let r = k0 as usize..(k0 + kl) as usize;
-            let s_a = if qmax > 0 { rq::scale_for(rq::absmax(&xr[r.clone()]), qmax) as f64 } else { 0.0 };
+            let s_a =
+                if qmax > 0 { rq::scale_for(rq::absmax(&xr[r.clone()]), qmax) as f64 } else { 0.0 };
             for nn in 0..n {
                 let s_w = if qmax > 0 { d.scale(blob, seg, nn as u32) as f64 } else { 0.0 };
                 let (mut b, mut mag) = (0f64, 0f64);
@@ -623,10 +694,12 @@ pub fn error_bound(d: &TensorDesc<'_>, blob: &[u8], x: &[f32], m: usize) -> Resu
                     b += if qmax > 0 {
                         xv.abs() * s_w / 2.0 + wv.abs() * s_a / 2.0 + s_w * s_a / 4.0
                     } else {
-                        (xv * wv).abs() * (2.0 / 2048.0) * 1.001 + (xv.abs() + wv.abs()) * 2f64.powi(-25)
+                        (xv * wv).abs() * (2.0 / 2048.0) * 1.001
+                            + (xv.abs() + wv.abs()) * 2f64.powi(-25)
                     };
                 }
-                let ops = if qmax > 0 { 4.0 } else { kl as f64 + 2.0 } + g.k_segs as f64 + 2.0 + rot_ops;
+                let ops =
+                    if qmax > 0 { 4.0 } else { kl as f64 + 2.0 } + g.k_segs as f64 + 2.0 + rot_ops;
                 bound[row * n + nn] += b + eps * (mag + b) * ops;
             }
         }
@@ -650,7 +723,11 @@ impl Packed {
         use crate::report::json_str;
         use std::fmt::Write as _;
         let mut o = String::new();
-        let _ = write!(o, "{{\n  \"format_version\": {},\n  \"target\": ", npu_runtime::format::FORMAT_VERSION);
+        let _ = write!(
+            o,
+            "{{\n  \"format_version\": {},\n  \"target\": ",
+            npu_runtime::format::FORMAT_VERSION
+        );
         json_str(&mut o, self.target.name);
         o.push_str(",\n  \"scheme\": ");
         json_str(&mut o, self.scheme.name());
@@ -673,11 +750,22 @@ impl Packed {
             o.push_str(", \"pipeline\": ");
             match t.pipeline {
                 Some(p) => {
-                    let _ = write!(o, "{{\"name\": \"{}\", \"rknn_matmul_type\": {}, \"acc_bits\": {}}}", p.name(), p.rknn_matmul_type(), p.acc_bits());
+                    let _ = write!(
+                        o,
+                        "{{\"name\": \"{}\", \"rknn_matmul_type\": {}, \"acc_bits\": {}}}",
+                        p.name(),
+                        p.rknn_matmul_type(),
+                        p.acc_bits()
+                    );
                 }
                 None => o.push_str("null"),
             }
-            let _ = write!(o, ", \"layout\": {{\"name\": \"{}\", \"elem\": \"{}\"", t.layout.name(), t.layout.elem().name());
+            let _ = write!(
+                o,
+                ", \"layout\": {{\"name\": \"{}\", \"elem\": \"{}\"",
+                t.layout.name(),
+                t.layout.elem().name()
+            );
             if let Layout::Tiled { n_tile, k_tile, .. } = t.layout {
                 let _ = write!(o, ", \"n_tile\": {n_tile}, \"k_tile\": {k_tile}");
             }
@@ -693,7 +781,11 @@ impl Packed {
                 }
                 None => o.push_str("null"),
             }
-            let _ = write!(o, ", \"scales\": {{\"offset\": {}, \"len\": {}}}, \"shards\": [", t.scales.offset, t.scales.len);
+            let _ = write!(
+                o,
+                ", \"scales\": {{\"offset\": {}, \"len\": {}}}, \"shards\": [",
+                t.scales.offset, t.scales.len
+            );
             for (j, s) in t.shards.iter().enumerate() {
                 if j > 0 {
                     o.push_str(", ");

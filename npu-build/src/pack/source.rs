@@ -28,7 +28,13 @@ pub trait TensorSource: Sync {
     fn tensors(&self) -> Vec<SourceTensor>;
     /// Reads rows `first_row..first_row + n_rows` of tensor `index` into `out`
     /// (`n_rows · row_len` values).
-    fn read_rows(&self, index: usize, first_row: u64, n_rows: u64, out: &mut [f32]) -> Result<(), String>;
+    fn read_rows(
+        &self,
+        index: usize,
+        first_row: u64,
+        n_rows: u64,
+        out: &mut [f32],
+    ) -> Result<(), String>;
 }
 
 /// In-memory tensors: `(name, dims, values)`.
@@ -41,16 +47,29 @@ pub struct MemSource {
 impl MemSource {
     /// Adds a tensor with GGUF dims (innermost first).
     pub fn push(&mut self, name: &str, dims: &[u64], values: Vec<f32>) {
-        assert_eq!(dims.iter().product::<u64>() as usize, values.len(), "{name}: dims and values disagree");
+        assert_eq!(
+            dims.iter().product::<u64>() as usize,
+            values.len(),
+            "{name}: dims and values disagree"
+        );
         self.tensors.push((name.to_string(), dims.to_vec(), values));
     }
 }
 
 impl TensorSource for MemSource {
     fn tensors(&self) -> Vec<SourceTensor> {
-        self.tensors.iter().map(|(n, d, _)| SourceTensor { name: n.clone(), dims: d.clone() }).collect()
+        self.tensors
+            .iter()
+            .map(|(n, d, _)| SourceTensor { name: n.clone(), dims: d.clone() })
+            .collect()
     }
-    fn read_rows(&self, index: usize, first_row: u64, n_rows: u64, out: &mut [f32]) -> Result<(), String> {
+    fn read_rows(
+        &self,
+        index: usize,
+        first_row: u64,
+        n_rows: u64,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let (name, dims, v) = self.tensors.get(index).ok_or("no such tensor")?;
         let k = dims.first().copied().unwrap_or(1) as usize;
         let start = first_row as usize * k;
@@ -96,7 +115,13 @@ impl TensorSource for crate::gguf::Gguf<'_> {
             .map(|t| SourceTensor { name: t.name().to_string(), dims: t.dims().to_vec() })
             .collect()
     }
-    fn read_rows(&self, index: usize, first_row: u64, n_rows: u64, out: &mut [f32]) -> Result<(), String> {
+    fn read_rows(
+        &self,
+        index: usize,
+        first_row: u64,
+        n_rows: u64,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let t = crate::gguf::Gguf::tensors(self).get(index).ok_or("no such tensor")?;
         self.dequantize_rows(t, first_row, n_rows, out).map_err(|e| e.to_string())
     }

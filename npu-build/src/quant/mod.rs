@@ -25,8 +25,8 @@
 //!   tiny and multiply activations elementwise, so any rounding there is pure loss.
 
 use npu_runtime::exec::{quant, rotate};
-use npu_runtime::format::{Geometry, Rotation};
 pub use npu_runtime::format::Scheme;
+use npu_runtime::format::{Geometry, Rotation};
 use npu_runtime::target::Target;
 
 /// Parses a scheme name, or says which names exist.
@@ -69,7 +69,13 @@ pub fn prepare_row(src: &[f32], rotation: Option<Rotation>, out: &mut [f32]) {
 }
 
 /// Quantizes a prepared row per K segment: `codes[k]` in `[-qmax, qmax]`, `scales[seg]`.
-pub fn quantize_row(prep: &[f32], geom: &Geometry, qmax: i32, codes: &mut [i8], scales: &mut [f32]) {
+pub fn quantize_row(
+    prep: &[f32],
+    geom: &Geometry,
+    qmax: i32,
+    codes: &mut [i8],
+    scales: &mut [f32],
+) {
     for seg in 0..geom.k_segs {
         let (k0, kl) = geom.seg_range(seg);
         let r = k0 as usize..(k0 + kl) as usize;

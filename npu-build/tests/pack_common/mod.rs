@@ -14,7 +14,10 @@ pub fn model(file: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("NPU_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("model {} missing and NPU_REQUIRE_MODELS=1 (run scripts/fetch-models.sh)", p.display());
+        panic!(
+            "model {} missing and NPU_REQUIRE_MODELS=1 (run scripts/fetch-models.sh)",
+            p.display()
+        );
     }
     eprintln!("note: skipping, model {} not found (run scripts/fetch-models.sh)", p.display());
     None
@@ -44,7 +47,8 @@ pub struct Subset<'a, S: TensorSource> {
 
 impl<'a, S: TensorSource> Subset<'a, S> {
     pub fn new(inner: &'a S, pred: impl Fn(&SourceTensor) -> bool) -> Self {
-        let keep = inner.tensors().iter().enumerate().filter(|(_, t)| pred(t)).map(|(i, _)| i).collect();
+        let keep =
+            inner.tensors().iter().enumerate().filter(|(_, t)| pred(t)).map(|(i, _)| i).collect();
         Subset { inner, keep }
     }
 }
@@ -54,7 +58,13 @@ impl<S: TensorSource> TensorSource for Subset<'_, S> {
         let all = self.inner.tensors();
         self.keep.iter().map(|&i| all[i].clone()).collect()
     }
-    fn read_rows(&self, index: usize, first_row: u64, n_rows: u64, out: &mut [f32]) -> Result<(), String> {
+    fn read_rows(
+        &self,
+        index: usize,
+        first_row: u64,
+        n_rows: u64,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         self.inner.read_rows(self.keep[index], first_row, n_rows, out)
     }
 }

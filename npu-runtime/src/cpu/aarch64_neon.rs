@@ -146,7 +146,11 @@ pub unsafe fn i4x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut su
                 let b = vld1q_s8(wp.add(base[c] + off + j / 2));
                 let lo = vshrq_n_s8::<4>(vshlq_n_s8::<4>(b));
                 let hi = vshrq_n_s8::<4>(b);
-                let s0 = vmlal_s8(vmull_s8(vget_low_s8(ae), vget_low_s8(lo)), vget_low_s8(ao), vget_low_s8(hi));
+                let s0 = vmlal_s8(
+                    vmull_s8(vget_low_s8(ae), vget_low_s8(lo)),
+                    vget_low_s8(ao),
+                    vget_low_s8(hi),
+                );
                 let s1 = vmlal_high_s8(vmull_high_s8(ae, lo), ao, hi);
                 acc[c] = vpadalq_s16(acc[c], s0);
                 acc[c] = vpadalq_s16(acc[c], s1);
@@ -197,8 +201,12 @@ pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32], lanes: &m
         let k0 = r * walk.run;
         let mut j = 0;
         while j < walk.run {
-            let av =
-                [vld1q_f32(ap.add(k0 + j)), vld1q_f32(ap.add(k0 + j + 4)), vld1q_f32(ap.add(k0 + j + 8)), vld1q_f32(ap.add(k0 + j + 12))];
+            let av = [
+                vld1q_f32(ap.add(k0 + j)),
+                vld1q_f32(ap.add(k0 + j + 4)),
+                vld1q_f32(ap.add(k0 + j + 8)),
+                vld1q_f32(ap.add(k0 + j + 12)),
+            ];
             for c in 0..4 {
                 let p = wp.add(base[c] + off + 2 * j);
                 let (w0, w1) = cvt8(p);

@@ -121,7 +121,10 @@ impl Isa {
 
     /// The best kernel set available here.
     pub fn detect() -> Isa {
-        [Isa::Avx2, Isa::NeonDot, Isa::Neon].into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
+        [Isa::Avx2, Isa::NeonDot, Isa::Neon]
+            .into_iter()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Portable)
     }
 }
 
@@ -158,7 +161,8 @@ fn x86_avx2_available() -> bool {
                 return false;
             }
             let l1 = __cpuid(1);
-            let (osxsave, avx, f16c) = (l1.ecx >> 27 & 1 == 1, l1.ecx >> 28 & 1 == 1, l1.ecx >> 29 & 1 == 1);
+            let (osxsave, avx, f16c) =
+                (l1.ecx >> 27 & 1 == 1, l1.ecx >> 28 & 1 == 1, l1.ecx >> 29 & 1 == 1);
             if !(osxsave && avx && f16c) {
                 return false;
             }
@@ -247,7 +251,11 @@ impl CpuFast {
     fn run(&self, parallel: bool, job: &(dyn Fn() + Sync)) -> Result<(), Error> {
         #[cfg(feature = "std")]
         if let (true, Some(p)) = (parallel, &self.pool) {
-            return if p.run(job) { Ok(()) } else { Err(Error::Backend("a matmul worker thread panicked")) };
+            return if p.run(job) {
+                Ok(())
+            } else {
+                Err(Error::Backend("a matmul worker thread panicked"))
+            };
         }
         let _ = parallel;
         job();
@@ -283,7 +291,9 @@ fn simd_friendly(desc: &TensorDesc<'_>, p: Pipeline) -> bool {
         Layout::Tiled { k_tile, .. } => (k_tile as usize).is_multiple_of(chunk),
         Layout::RowMajor { .. } => true,
     };
-    layout_ok && (g.k_align as usize).is_multiple_of(chunk) && (g.k_seg_len as usize).is_multiple_of(chunk)
+    layout_ok
+        && (g.k_align as usize).is_multiple_of(chunk)
+        && (g.k_seg_len as usize).is_multiple_of(chunk)
 }
 
 /// Views f32 scratch as bytes for i8 codes.
@@ -416,8 +426,12 @@ impl Block<'_> {
                     match (self.rows == 1, f16) {
                         (true, false) => self.channels::<1, IG, 0>(core, busy, n0, a, e),
                         (true, true) => self.channels::<1, 0, FG>(core, busy, n0, a, e),
-                        (false, false) => self.channels::<MAX_BLOCK_ROWS, IG, 0>(core, busy, n0, a, e),
-                        (false, true) => self.channels::<MAX_BLOCK_ROWS, 0, FG>(core, busy, n0, a, e),
+                        (false, false) => {
+                            self.channels::<MAX_BLOCK_ROWS, IG, 0>(core, busy, n0, a, e)
+                        }
+                        (false, true) => {
+                            self.channels::<MAX_BLOCK_ROWS, 0, FG>(core, busy, n0, a, e)
+                        }
                     }
                     a = e;
                 }
@@ -433,7 +447,14 @@ impl Block<'_> {
     /// every K tile, so this reads each tile front to back instead of in one strided pass per
     /// group. Each output sums its segment partials in ascending order.
     /// `IG` / `FG`: integer / fp16 group slots (the other is 0).
-    fn channels<const R: usize, const IG: usize, const FG: usize>(&self, core: usize, busy: usize, n0: usize, c0: usize, c1: usize) {
+    fn channels<const R: usize, const IG: usize, const FG: usize>(
+        &self,
+        core: usize,
+        busy: usize,
+        n0: usize,
+        c0: usize,
+        c1: usize,
+    ) {
         let g = self.desc.geom;
         let n = g.n as usize;
         let segs = g.k_segs as usize;
@@ -450,7 +471,9 @@ impl Block<'_> {
         let group = if int { INT_GROUP } else { F16_GROUP };
         for seg in 0..segs {
             let sh = self.desc.shards.get(seg * busy + core);
-            let Some((sh, bytes)) = sh.and_then(|sh| Some((sh, self.desc.shard_bytes(self.blob, sh).ok()?))) else {
+            let Some((sh, bytes)) =
+                sh.and_then(|sh| Some((sh, self.desc.shard_bytes(self.blob, sh).ok()?)))
+            else {
                 self.bad.store(true, Ordering::Relaxed);
                 return;
             };
@@ -458,8 +481,12 @@ impl Block<'_> {
             let k0 = sh.k0 as usize;
             let run = layout.k_run(kl).max(1);
             let n_runs = kl / run;
-            let stride =
-                if n_runs > 1 { layout.byte_offset(run, c0 - n0, kl, n_len) - layout.byte_offset(0, c0 - n0, kl, n_len) } else { 0 };
+            let stride = if n_runs > 1 {
+                layout.byte_offset(run, c0 - n0, kl, n_len)
+                    - layout.byte_offset(0, c0 - n0, kl, n_len)
+            } else {
+                0
+            };
             let walk = Walk { run, n_runs, stride };
             let last = (n_runs.max(1) - 1) * stride + run * layout.elem().bits() / 8;
             // Channel offsets grow with n in every layout: the last channel bounds them all.
@@ -483,7 +510,8 @@ impl Block<'_> {
             };
             // Bytes from one channel's first byte to the next one's inside an N tile (the
             // whole layout for row-major).
-            let cs = layout.byte_offset(0, 1, kl, n_len.max(2)) - layout.byte_offset(0, 0, kl, n_len.max(2));
+            let cs = layout.byte_offset(0, 1, kl, n_len.max(2))
+                - layout.byte_offset(0, 0, kl, n_len.max(2));
             let (tile, rch) = match layout {
                 Layout::Tiled { n_tile, .. } if n_runs > 1 => ((n_tile as usize).max(1), RUN_CHUNK),
                 _ => (CHUNK_MAX, n_runs.max(1)),
@@ -496,7 +524,9 @@ impl Block<'_> {
                 // Offsets grow by at least `cs` per channel, so first-to-last equal to
                 // (cnt − 1)·cs means every step is `cs` (true of every shipped layout inside
                 // a tile); otherwise, one channel at a time.
-                if layout.byte_offset(0, span_end - 1 - n0, kl, n_len) - first != (span_end - 1 - c) * cs {
+                if layout.byte_offset(0, span_end - 1 - n0, kl, n_len) - first
+                    != (span_end - 1 - c) * cs
+                {
                     span_end = c + 1;
                 }
                 let sp = Span { first, cs, cnt: span_end - c, walk, rch, ahead };
@@ -518,7 +548,8 @@ impl Block<'_> {
                             failed |= int_span(self.isa, i4, check, bytes, &sp, a, st);
                         }
                     }
-                    #[allow(clippy::needless_range_loop)] // gi indexes acc[r], scales and the failure mask alike
+                    #[allow(clippy::needless_range_loop)]
+                    // gi indexes acc[r], scales and the failure mask alike
                     for gi in 0..ngroups {
                         let col = col0 + gi * group;
                         let cnt = (sp.cnt - gi * group).min(group);
@@ -541,7 +572,10 @@ impl Block<'_> {
                                     // Elementwise as the reference: `y += (acc · s_a) · s_w`.
                                     Some(q) => *v += q as f32 * s_a * s_w[i],
                                     None => {
-                                        self.err.fetch_min((self.row0 + r) * segs + seg, Ordering::Relaxed);
+                                        self.err.fetch_min(
+                                            (self.row0 + r) * segs + seg,
+                                            Ordering::Relaxed,
+                                        );
                                     }
                                 }
                             }
@@ -555,7 +589,13 @@ impl Block<'_> {
                             return;
                         };
                         lanes.fill([[0.0; F16_CHUNK]; F16_GROUP]);
-                        f16_span(self.isa, bytes, &sp, &self.prep.f[r * kp + k0..r * kp + k0 + kl], lanes);
+                        f16_span(
+                            self.isa,
+                            bytes,
+                            &sp,
+                            &self.prep.f[r * kp + k0..r * kp + k0 + kl],
+                            lanes,
+                        );
                         for (i, v) in vals[col0..col0 + sp.cnt].iter_mut().enumerate() {
                             *v += exec::f16_fold(lanes[i / F16_GROUP][i % F16_GROUP]);
                         }
@@ -590,7 +630,14 @@ fn int_checked(i4: bool, w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<
 /// Adds the channels of an [`IntState`] that [`int_span`] filled to `v` (≤ [`INT_GROUP`]) as
 /// the reference does, elementwise: `v += (Σ as f32 · s_a) · s_w`.
 #[inline]
-fn reduce_scale(isa: Isa, i4: bool, st: &IntState, s_a: f32, s_w: &[f32; INT_GROUP], v: &mut [f32]) {
+fn reduce_scale(
+    isa: Isa,
+    i4: bool,
+    st: &IntState,
+    s_a: f32,
+    s_w: &[f32; INT_GROUP],
+    v: &mut [f32],
+) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     if isa == Isa::Avx2 {
         // SAFETY: Isa::Avx2 is only constructed when available.
@@ -662,7 +709,15 @@ impl Span {
 /// `check` (K in 586..=668) a group holding a −8 weight is reported (found inside the kernel,
 /// no extra pass). The packer's grid is [−7, 7] and it caps int4 segments at 640, so packed
 /// models never leave the SIMD path; hand-built blobs can.
-fn int_span(isa: Isa, i4: bool, check: bool, w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+fn int_span(
+    isa: Isa,
+    i4: bool,
+    check: bool,
+    w: &[u8],
+    sp: &Span,
+    a: &[i8],
+    st: &mut [IntState],
+) -> u32 {
     match isa {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         // SAFETY: Isa::Avx2 is only constructed when available; the caller checked every walk
@@ -682,7 +737,11 @@ fn int_span(isa: Isa, i4: bool, check: bool, w: &[u8], sp: &Span, a: &[i8], st: 
             sp.for_each::<INT_GROUP>(|g, base, walk, k| {
                 let a = &a[k..];
                 let st = &mut st[g];
-                if i4 && check && failed >> g & 1 == 0 && base.iter().any(|&b| portable::i4_has_min(w, b, walk)) {
+                if i4
+                    && check
+                    && failed >> g & 1 == 0
+                    && base.iter().any(|&b| portable::i4_has_min(w, b, walk))
+                {
                     failed |= 1 << g;
                 }
                 match isa {
@@ -706,7 +765,11 @@ fn int_span(isa: Isa, i4: bool, check: bool, w: &[u8], sp: &Span, a: &[i8], st: 
                     },
                     _ => {
                         for (s, b) in st.iter_mut().zip(base) {
-                            let v = if i4 { portable::i4_dot(w, b, walk, a) } else { portable::i8_dot(w, b, walk, a) };
+                            let v = if i4 {
+                                portable::i4_dot(w, b, walk, a)
+                            } else {
+                                portable::i8_dot(w, b, walk, a)
+                            };
                             s[0] = s[0].wrapping_add(v);
                         }
                     }
@@ -729,7 +792,9 @@ fn f16_span(isa: Isa, w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; F16_CH
             match isa {
                 #[cfg(target_arch = "aarch64")]
                 // SAFETY: as in int_span.
-                Isa::Neon | Isa::NeonDot => unsafe { aarch64_neon::f16x4(w, base, walk, a, &mut lanes[g]) },
+                Isa::Neon | Isa::NeonDot => unsafe {
+                    aarch64_neon::f16x4(w, base, walk, a, &mut lanes[g])
+                },
                 _ => {
                     for (b, l) in base.iter().zip(lanes[g].iter_mut()) {
                         portable::f16_lanes(w, *b, walk, a, l);
@@ -769,7 +834,14 @@ fn quantize_segment(isa: Isa, a: &[f32], qmax: i32, dst: &mut [i8], i4: bool) ->
 }
 
 /// Prepares rows `x` (`[rows][K]`) into `prep` as [`exec::matmul`] prepares them.
-fn prepare<'s>(isa: Isa, desc: &TensorDesc<'_>, p: Pipeline, x: &[f32], rows: usize, scratch: &'s mut [f32]) -> Prepared<'s> {
+fn prepare<'s>(
+    isa: Isa,
+    desc: &TensorDesc<'_>,
+    p: Pipeline,
+    x: &[f32],
+    rows: usize,
+    scratch: &'s mut [f32],
+) -> Prepared<'s> {
     let g = desc.geom;
     let (k, kp, segs) = (g.k as usize, g.k_pad as usize, g.k_segs as usize);
     if p == Pipeline::F16F16F32 {
@@ -828,7 +900,14 @@ impl Backend for CpuFast {
         scratch_len_rows(w.desc(), 1)
     }
 
-    fn matmul(&mut self, w: &PackedWeight<'_>, x: &[f32], m: usize, y: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+    fn matmul(
+        &mut self,
+        w: &PackedWeight<'_>,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
         let desc = w.desc();
         let blob = w.blob();
         let p = match (desc.kind, desc.pipeline) {
@@ -851,7 +930,8 @@ impl Backend for CpuFast {
             return Err(Error::Length { what: "scratch", need, got: scratch.len() });
         }
         let (per, fixed) = scratch_parts(desc);
-        let block_rows = ((scratch.len() - fixed) / per.max(1)).clamp(1, m.clamp(1, MAX_BLOCK_ROWS));
+        let block_rows =
+            ((scratch.len() - fixed) / per.max(1)).clamp(1, m.clamp(1, MAX_BLOCK_ROWS));
         let err = AtomicUsize::new(usize::MAX);
         let bad = AtomicBool::new(false);
         let y = Out { ptr: y.as_mut_ptr(), len: y.len() };
@@ -859,7 +939,19 @@ impl Backend for CpuFast {
         while row0 < m {
             let rows = block_rows.min(m - row0);
             let prep = prepare(self.isa, desc, p, &x[row0 * k..(row0 + rows) * k], rows, scratch);
-            let blk = Block { isa: self.isa, desc, blob, p, prep, rows, row0, y, err: &err, bad: &bad, next: AtomicUsize::new(0) };
+            let blk = Block {
+                isa: self.isa,
+                desc,
+                blob,
+                p,
+                prep,
+                rows,
+                row0,
+                y,
+                err: &err,
+                bad: &bad,
+                next: AtomicUsize::new(0),
+            };
             let parallel = rows * n * g.k_pad as usize >= PARALLEL_MIN_MACS;
             self.run(parallel, &|| blk.run())?;
             if bad.load(Ordering::Relaxed) {
@@ -915,7 +1007,11 @@ mod tests {
                                     f32::NEG_INFINITY
                                 }
                             }
-                            _ => ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * qmax as f32 * unit,
+                            _ => {
+                                ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+                                    * qmax as f32
+                                    * unit
+                            }
                         }
                     });
                     let v = &v[..len];
@@ -932,8 +1028,16 @@ mod tests {
                             wsum += c;
                             want[if i4 { portable::i4_perm(i) } else { i }] = c as i8;
                         }
-                        assert_eq!((gs.to_bits(), gsum), (ws.to_bits(), wsum), "{isa:?} qmax {qmax} case {case}");
-                        assert_eq!(got[..len], want[..len], "{isa:?} qmax {qmax} case {case} i4 {i4}");
+                        assert_eq!(
+                            (gs.to_bits(), gsum),
+                            (ws.to_bits(), wsum),
+                            "{isa:?} qmax {qmax} case {case}"
+                        );
+                        assert_eq!(
+                            got[..len],
+                            want[..len],
+                            "{isa:?} qmax {qmax} case {case} i4 {i4}"
+                        );
                     }
                 }
             }

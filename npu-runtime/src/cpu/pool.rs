@@ -64,7 +64,9 @@ impl Pool {
         let mut pool = Pool { shared, workers: Vec::with_capacity(n - 1) };
         for i in 1..n {
             let sh = Arc::clone(&pool.shared);
-            let h = std::thread::Builder::new().name(format!("npu-cpu-{i}")).spawn(move || worker(sh))?;
+            let h = std::thread::Builder::new()
+                .name(format!("npu-cpu-{i}"))
+                .spawn(move || worker(sh))?;
             pool.workers.push(h);
         }
         Ok(pool)
@@ -88,7 +90,8 @@ impl Pool {
         // counted themselves into `active` and saw `open`; this function clears `open`, then
         // waits for `active` to reach 0 before returning (and does not unwind before that:
         // the caller's call runs under catch_unwind), so the job outlives every use.
-        let erased: &'static Job<'static> = unsafe { core::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
+        let erased: &'static Job<'static> =
+            unsafe { core::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
         let slot = &erased as *const &'static Job<'static> as *mut &'static Job<'static>;
         sh.job.store(slot, Ordering::SeqCst);
         sh.open.store(true, Ordering::SeqCst);

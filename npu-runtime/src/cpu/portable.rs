@@ -18,10 +18,17 @@ pub fn i8_dot(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> i32 {
     let mut acc = 0i32;
     for r in 0..walk.n_runs {
         let off = base + r * walk.stride;
-        let (Some(ws), Some(ar)) = (w.get(off..off + walk.run), a.get(r * walk.run..(r + 1) * walk.run)) else {
+        let (Some(ws), Some(ar)) =
+            (w.get(off..off + walk.run), a.get(r * walk.run..(r + 1) * walk.run))
+        else {
             return 0;
         };
-        acc = acc.wrapping_add(ws.iter().zip(ar).map(|(&x, &y)| x as i8 as i32 * y as i32).fold(0i32, i32::wrapping_add));
+        acc = acc.wrapping_add(
+            ws.iter()
+                .zip(ar)
+                .map(|(&x, &y)| x as i8 as i32 * y as i32)
+                .fold(0i32, i32::wrapping_add),
+        );
     }
     acc
 }
@@ -94,7 +101,8 @@ pub fn i4_checked(w: &[u8], base: usize, walk: Walk, a: &[i8]) -> Option<i16> {
 pub fn i4_has_min(w: &[u8], base: usize, walk: Walk) -> bool {
     (0..walk.n_runs).any(|r| {
         let off = base + r * walk.stride;
-        w.get(off..off + walk.run / 2).is_none_or(|s| s.iter().any(|&x| x & 0x0f == 8 || x >> 4 == 8))
+        w.get(off..off + walk.run / 2)
+            .is_none_or(|s| s.iter().any(|&x| x & 0x0f == 8 || x >> 4 == 8))
     })
 }
 
@@ -106,7 +114,10 @@ pub fn f16_lanes(w: &[u8], base: usize, walk: Walk, a: &[f32], lanes: &mut [f32;
         let k0 = r * walk.run;
         for j in 0..walk.run {
             let k = k0 + j;
-            let h = half::f16::from_bits(u16::from_le_bytes([b(w, off + 2 * j), b(w, off + 2 * j + 1)]));
+            let h = half::f16::from_bits(u16::from_le_bytes([
+                b(w, off + 2 * j),
+                b(w, off + 2 * j + 1),
+            ]));
             lanes[k % F16_LANES] += a.get(k).copied().unwrap_or(0.0) * h.to_f32();
         }
     }

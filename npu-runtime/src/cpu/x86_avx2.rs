@@ -70,7 +70,10 @@ unsafe fn store_state(st: &mut IntState, acc: &[__m256i; 8]) {
 #[target_feature(enable = "avx2")]
 pub unsafe fn reduce_scale(st: &IntState, i4: bool, s_a: f32, s_w: &[f32; 8], v: &mut [f32]) {
     let sums = if i4 { i4_sums(st) } else { hsum8(&load_state(st)) };
-    let t = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(s_a)), _mm256_loadu_ps(s_w.as_ptr()));
+    let t = _mm256_mul_ps(
+        _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(s_a)),
+        _mm256_loadu_ps(s_w.as_ptr()),
+    );
     if v.len() == 8 {
         _mm256_storeu_ps(v.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(v.as_ptr()), t));
     } else {
@@ -149,7 +152,12 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
-pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
+pub unsafe fn i4_span<const CHECK: bool>(
+    w: &[u8],
+    sp: &Span,
+    a: &[i8],
+    st: &mut [IntState],
+) -> u32 {
     if sp.walk.run == 32 && sp.cs == 16 && sp.rch == 1 {
         return i4_tiles::<CHECK>(w, sp, a, st);
     }
@@ -170,7 +178,8 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
         let off0 = r0 * walk.stride;
         for (g, (st, bs)) in st.iter_mut().zip(&bases).enumerate().take(sp.cnt.div_ceil(8)) {
             let p = bs.map(|b| w.as_ptr().add(b + off0));
-            let mut acc: [__m256i; 4] = core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i));
+            let mut acc: [__m256i; 4] =
+                core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i));
             let mut asum = _mm256_loadu_si256(st[4].as_ptr() as *const __m256i);
             let mut umin = _mm256_set1_epi8(-1);
             for r in 0..nr {
@@ -178,11 +187,18 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
                 let k0 = r * walk.run;
                 let mut j = 0;
                 while j < walk.run {
-                    let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j) as *const __m128i));
-                    let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j + 16) as *const __m128i));
+                    let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                        ap.add(k0 + j) as *const __m128i
+                    ));
+                    let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                        ap.add(k0 + j + 16) as *const __m128i
+                    ));
                     // [even | odd] of one 32-chunk: each code once.
                     let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
-                    asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
+                    asum = _mm256_add_epi32(
+                        asum,
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones),
+                    );
                     for c in 0..4 {
                         let (q0, q1) = (p[2 * c].add(off + j / 2), p[2 * c + 1].add(off + j / 2));
                         prefetch(q0.wrapping_add(sp.ahead));
@@ -191,11 +207,17 @@ pub unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut
                         // u = nibble ^ 8 = w + 8 ∈ [0, 15]; a pair of products is at most
                         // 2·15·7, so the even and odd sums add in i16 without saturating.
                         let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
-                        let uo = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(b), low), eight);
+                        let uo = _mm256_xor_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(b), low),
+                            eight,
+                        );
                         if CHECK {
                             umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
                         }
-                        let s = _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
+                        let s = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(ue, ae),
+                            _mm256_maddubs_epi16(uo, ao),
+                        );
                         acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s, ones));
                     }
                     j += 32;
@@ -302,7 +324,10 @@ unsafe fn i8_tiles(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
                 prefetch(p.wrapping_add(sp.ahead));
             }
             let wv = _mm256_loadu_si256(p as *const __m256i);
-            let q = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones);
+            let q = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)),
+                ones,
+            );
             let s = acc.add(ci);
             _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), q));
         }
@@ -328,7 +353,13 @@ unsafe fn i8_rows(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
             }
             let wv = _mm256_loadu_si256(p.add(j) as *const __m256i);
             let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
-            v = _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones));
+            v = _mm256_add_epi32(
+                v,
+                _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)),
+                    ones,
+                ),
+            );
             j += 32;
         }
         _mm256_storeu_si256(s, v);
@@ -351,8 +382,11 @@ unsafe fn i4_tiles<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [I
     let mut asum = _mm256_setzero_si256();
     let mut umin = _mm256_set1_epi8(-1);
     for r in 0..sp.walk.n_runs {
-        let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32) as *const __m128i));
-        let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32 + 16) as *const __m128i));
+        let ae =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32) as *const __m128i));
+        let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+            a.as_ptr().add(r * 32 + 16) as *const __m128i
+        ));
         let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
         asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
         let tile = base.add(r * sp.walk.stride);
@@ -368,7 +402,10 @@ unsafe fn i4_tiles<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [I
             }
             let q = _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
             let s = acc.add(slot(pi));
-            _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_madd_epi16(q, ones)));
+            _mm256_storeu_si256(
+                s,
+                _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_madd_epi16(q, ones)),
+            );
         }
     }
     let groups = sp.cnt.div_ceil(8);
@@ -396,7 +433,10 @@ unsafe fn i4_rows<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [In
     let mut j = 0;
     while j < run {
         let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
-        asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1)));
+        asum = _mm256_add_epi32(
+            asum,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1)),
+        );
         j += 32;
     }
     let base = w.as_ptr().add(sp.first);
@@ -446,7 +486,12 @@ unsafe fn f16_tiles(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]
     let base = w.as_ptr().add(sp.first);
     for r in 0..sp.walk.n_runs {
         let ap = a.as_ptr().add(r * 32);
-        let av = [_mm256_loadu_ps(ap), _mm256_loadu_ps(ap.add(8)), _mm256_loadu_ps(ap.add(16)), _mm256_loadu_ps(ap.add(24))];
+        let av = [
+            _mm256_loadu_ps(ap),
+            _mm256_loadu_ps(ap.add(8)),
+            _mm256_loadu_ps(ap.add(16)),
+            _mm256_loadu_ps(ap.add(24)),
+        ];
         let tile = base.add(r * sp.walk.stride);
         for ci in 0..sp.cnt {
             let p = tile.add(ci * 64);
@@ -525,7 +570,13 @@ pub unsafe fn absmax(v: &[f32]) -> f32 {
 /// # Safety
 /// The CPU runs AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn quantize(v: &[f32], s: f32, qmax: i32, out: &mut [i8], perm: impl Fn(usize) -> usize) -> i32 {
+pub unsafe fn quantize(
+    v: &[f32],
+    s: f32,
+    qmax: i32,
+    out: &mut [i8],
+    perm: impl Fn(usize) -> usize,
+) -> i32 {
     let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
     let sv = _mm256_set1_ps(s);
     let half = _mm256_set1_ps(0.5);
@@ -544,7 +595,8 @@ pub unsafe fn quantize(v: &[f32], s: f32, qmax: i32, out: &mut [i8], perm: impl 
         let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(x, x);
         let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
         let r = _mm256_and_ps(r, ordered);
-        let q = _mm256_cvttps_epi32(_mm256_blendv_ps(r, _mm256_sub_ps(_mm256_setzero_ps(), r), neg));
+        let q =
+            _mm256_cvttps_epi32(_mm256_blendv_ps(r, _mm256_sub_ps(_mm256_setzero_ps(), r), neg));
         _mm256_storeu_si256(codes.as_mut_ptr() as *mut __m256i, q);
         for (j, &q) in codes.iter().enumerate() {
             sum += q;

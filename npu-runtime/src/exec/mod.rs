@@ -124,7 +124,12 @@ pub fn matmul(
 }
 
 /// Runs of (k, n) elements: yields (k offset in the segment, byte offset in the shard, run).
-fn runs(desc: &TensorDesc<'_>, kl: usize, nl: usize, n_len: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+fn runs(
+    desc: &TensorDesc<'_>,
+    kl: usize,
+    nl: usize,
+    n_len: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
     let layout = desc.layout;
     let run = layout.k_run(kl);
     (0..kl).step_by(run).map(move |k| (k, layout.byte_offset(k, nl, kl, n_len), run))
@@ -188,7 +193,12 @@ fn dot_i4(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usiz
 
 /// Reads row `row` of an embedding table into `out` (length K): `q · s[row]` for int8
 /// storage, the stored value for fp16 / f32.
-pub fn embed_row(desc: &TensorDesc<'_>, blob: &[u8], row: u32, out: &mut [f32]) -> Result<(), Error> {
+pub fn embed_row(
+    desc: &TensorDesc<'_>,
+    blob: &[u8],
+    row: u32,
+    out: &mut [f32],
+) -> Result<(), Error> {
     desc.check(blob.len())?;
     if desc.kind != TensorKind::Embedding {
         return Err(Error::WrongKind);
@@ -224,7 +234,9 @@ fn read_row(desc: &TensorDesc<'_>, blob: &[u8], row: u32, out: &mut [f32]) -> Re
     for (kk, o) in out.iter_mut().enumerate() {
         let off = desc.layout.byte_offset(kk, nl, kl, n_len);
         *o = match desc.layout.elem() {
-            ElemType::F32 => f32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]),
+            ElemType::F32 => {
+                f32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]])
+            }
             ElemType::F16 => half::f16::from_le_bytes([bytes[off], bytes[off + 1]]).to_f32(),
             ElemType::I8 => bytes[off] as i8 as f32 * scale,
             ElemType::I4 => {

@@ -166,7 +166,11 @@ impl ModelConfig {
     }
     /// Query heads per key/value head (GQA group; 1 for a config `check` would refuse).
     pub const fn gqa_group(&self) -> usize {
-        if self.n_kv_heads == 0 { 1 } else { max(self.n_heads as usize / self.n_kv_heads as usize, 1) }
+        if self.n_kv_heads == 0 {
+            1
+        } else {
+            max(self.n_heads as usize / self.n_kv_heads as usize, 1)
+        }
     }
     /// Whether `id` ends generation.
     pub const fn is_stop(&self, id: u32) -> bool {
@@ -194,7 +198,11 @@ impl ModelConfig {
         if !self.rope_dim.is_multiple_of(2) || self.rope_dim > self.head_dim {
             return Some("rope_dim must be even and at most head_dim");
         }
-        if self.rms_eps.is_nan() || self.rms_eps <= 0.0 || self.rope_base.is_nan() || self.rope_base <= 0.0 {
+        if self.rms_eps.is_nan()
+            || self.rms_eps <= 0.0
+            || self.rope_base.is_nan()
+            || self.rope_base <= 0.0
+        {
             return Some("rms_eps and rope_base must be positive");
         }
         if self.eos >= self.vocab {
@@ -352,11 +360,21 @@ mod tests {
     #[test]
     fn arena_size_by_hand() {
         // SmolLM2-135M: 30 layers, d 576, 9/3 heads of 64, ff 1536, vocab 49152.
-        const C: ModelConfig = ModelConfig::new(Arch::Llama, 30, 576, 9, 3, 64, 1536, 49152, 1e5, 1e-5, true, 2048, 2);
+        const C: ModelConfig =
+            ModelConfig::new(Arch::Llama, 30, 576, 9, 3, 64, 1536, 49152, 1e5, 1e-5, true, 2048, 2);
         const N: usize = arena_bytes(&C, 2048);
         let kv = 2 * 30 * 2048 * 192 * 2;
         // ... att: 3 query heads per KV head × 2048, kv_row: 64.
-        let f = 16 * 576 * 2 + 16 * 576 + 16 * 576 + 16 * 192 * 2 + 16 * 1536 * 2 + 16 * 64 + 3 * 2048 + 64 + 49152 + 17 * 1536;
+        let f = 16 * 576 * 2
+            + 16 * 576
+            + 16 * 576
+            + 16 * 192 * 2
+            + 16 * 1536 * 2
+            + 16 * 64
+            + 3 * 2048
+            + 64
+            + 49152
+            + 17 * 1536;
         assert_eq!(N, 3 + kv + 4 * f + 4 * (2048 + 49152));
         assert_eq!(C.invalid(), None);
         let mut bad = C;

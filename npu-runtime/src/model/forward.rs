@@ -70,7 +70,11 @@ fn reinterpret_err() -> ModelError {
 
 impl<'s> Bufs<'s> {
     /// Carves the arena per `plan` (sizes were checked by the caller; checked again here).
-    pub(crate) fn carve(c: &ModelConfig, plan: &ArenaPlan, arena: &'s mut [u8]) -> Result<Bufs<'s>, ModelError> {
+    pub(crate) fn carve(
+        c: &ModelConfig,
+        plan: &ArenaPlan,
+        arena: &'s mut [u8],
+    ) -> Result<Bufs<'s>, ModelError> {
         let got = arena.len();
         let too_small = ModelError::ArenaTooSmall { need: plan.bytes(), got };
         let off = arena.as_ptr().align_offset(4);
@@ -85,7 +89,13 @@ impl<'s> Bufs<'s> {
         let (p0, kv, s0) = unsafe { kvb.align_to_mut::<u16>() };
         let (p1, mut f, s1) = unsafe { fb.align_to_mut::<f32>() };
         let (p2, mut u, s2) = unsafe { ub.align_to_mut::<u32>() };
-        if !(p0.is_empty() && s0.is_empty() && p1.is_empty() && s1.is_empty() && p2.is_empty() && s2.is_empty()) {
+        if !(p0.is_empty()
+            && s0.is_empty()
+            && p1.is_empty()
+            && s1.is_empty()
+            && p2.is_empty()
+            && s2.is_empty())
+        {
             return Err(reinterpret_err());
         }
         let (kc, vc) = kv.split_at_mut(plan.kv_elems.min(kv.len()));
@@ -129,11 +139,19 @@ impl<'s> Bufs<'s> {
 }
 
 fn desc<'a>(m: &Model<'a>, idx: TIdx) -> Result<&'a crate::format::TensorDesc<'a>, ModelError> {
-    m.weights.tensors.get(idx as usize).ok_or(ModelError::Runtime(Error::BadDescriptor("tensor index")))
+    m.weights
+        .tensors
+        .get(idx as usize)
+        .ok_or(ModelError::Runtime(Error::BadDescriptor("tensor index")))
 }
 
 /// Fails when the backend needs more scratch for tensor `idx` than the arena plan holds.
-pub(crate) fn check_scratch<B: Backend>(m: &Model<'_>, b: &B, idx: TIdx, have: usize) -> Result<(), ModelError> {
+pub(crate) fn check_scratch<B: Backend>(
+    m: &Model<'_>,
+    b: &B,
+    idx: TIdx,
+    have: usize,
+) -> Result<(), ModelError> {
     let w = PackedWeight::new(desc(m, idx)?, m.weights.blob)?;
     let need = b.scratch_len(&w);
     if need > have {
@@ -156,7 +174,11 @@ fn mm<B: Backend>(
     let (k, n) = (d.geom.k as usize, d.geom.n as usize);
     let bad = |what| ModelError::Runtime(Error::Length { what, need: rows * k, got: x.len() });
     let x = x.get(..rows * k).ok_or(bad("matmul input"))?;
-    let y = y.get_mut(..rows * n).ok_or(ModelError::Runtime(Error::Length { what: "matmul output", need: rows * n, got: 0 }))?;
+    let y = y.get_mut(..rows * n).ok_or(ModelError::Runtime(Error::Length {
+        what: "matmul output",
+        need: rows * n,
+        got: 0,
+    }))?;
     let w = PackedWeight::new(d, m.weights.blob)?;
     b.matmul(&w, x, rows, y, scratch)?;
     Ok(())
@@ -277,11 +299,15 @@ fn silu(v: f32) -> f32 {
 
 /// Runs every block over `tokens` (≤ [`MAX_BATCH`], already checked against the vocabulary
 /// and the context) at positions `pos..pos+n`, leaving the final residual rows in `x`.
-pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> Result<(), ModelError> {
+pub(crate) fn chunk<B: Backend>(
+    s: &mut Session<'_, '_, B>,
+    tokens: &[u32],
+) -> Result<(), ModelError> {
     let Session { model, backend, res, bufs, pos } = s;
     let c = model.config;
     let n = tokens.len();
-    let (d, qd, kvd, ff, hd) = (c.d_model as usize, c.q_dim(), c.kv_dim(), c.ff as usize, c.head_dim as usize);
+    let (d, qd, kvd, ff, hd) =
+        (c.d_model as usize, c.q_dim(), c.kv_dim(), c.ff as usize, c.head_dim as usize);
     let ctx = c.context_len as usize;
     let p0 = *pos;
     if n == 0 || n > MAX_BATCH {
@@ -304,7 +330,10 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
     let group = (c.n_heads / c.n_kv_heads) as usize;
     let scale = 1.0 / libm::sqrtf(hd as f32);
     for l in 0..c.n_layers as usize {
-        let ix = res.layers.get(l).ok_or(ModelError::MissingTensor { layer: Some(l as u32), name: "block" })?;
+        let ix = res
+            .layers
+            .get(l)
+            .ok_or(ModelError::MissingTensor { layer: Some(l as u32), name: "block" })?;
         let at = |s: Slot| ix[s as usize];
 
         // Attention.
@@ -315,7 +344,11 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
         mm(backend, model, at(Slot::Q), bufs.xb, n, bufs.q, bufs.scratch)?;
         mm(backend, model, at(Slot::K), bufs.xb, n, bufs.k, bufs.scratch)?;
         mm(backend, model, at(Slot::V), bufs.xb, n, bufs.v, bufs.scratch)?;
-        for (slot, buf, w) in [(Slot::QBias, &mut *bufs.q, qd), (Slot::KBias, &mut *bufs.k, kvd), (Slot::VBias, &mut *bufs.v, kvd)] {
+        for (slot, buf, w) in [
+            (Slot::QBias, &mut *bufs.q, qd),
+            (Slot::KBias, &mut *bufs.k, kvd),
+            (Slot::VBias, &mut *bufs.v, kvd),
+        ] {
             if at(slot) == NONE {
                 continue;
             }
@@ -334,9 +367,13 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
             }
             let at_cache = (l * ctx + p0 + r) * kvd;
             let kc = bufs.kc.get_mut(at_cache..at_cache + kvd).ok_or(reinterpret_err())?;
-            kc.iter_mut().zip(&bufs.k[r * kvd..(r + 1) * kvd]).for_each(|(o, &v)| *o = f16::from_f32(v).to_bits());
+            kc.iter_mut()
+                .zip(&bufs.k[r * kvd..(r + 1) * kvd])
+                .for_each(|(o, &v)| *o = f16::from_f32(v).to_bits());
             let vc = bufs.vc.get_mut(at_cache..at_cache + kvd).ok_or(reinterpret_err())?;
-            vc.iter_mut().zip(&bufs.v[r * kvd..(r + 1) * kvd]).for_each(|(o, &v)| *o = f16::from_f32(v).to_bits());
+            vc.iter_mut()
+                .zip(&bufs.v[r * kvd..(r + 1) * kvd])
+                .for_each(|(o, &v)| *o = f16::from_f32(v).to_bits());
         }
         let layer_k = bufs.kc.get(l * ctx * kvd..(l + 1) * ctx * kvd).ok_or(reinterpret_err())?;
         let layer_v = bufs.vc.get(l * ctx * kvd..(l + 1) * ctx * kvd).ok_or(reinterpret_err())?;
@@ -352,7 +389,9 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
                     cache.get(at..at + hd).unwrap_or(&[])
                 }
                 for t in 0..upto {
-                    row.iter_mut().zip(cache_row(layer_k, t * kvd + kvh * hd, hd)).for_each(|(o, &b)| *o = f16_to_f32(b));
+                    row.iter_mut()
+                        .zip(cache_row(layer_k, t * kvd + kvh * hd, hd))
+                        .for_each(|(o, &b)| *o = f16_to_f32(b));
                     for j in 0..group {
                         let qh = &bufs.q[r * qd + (h0 + j) * hd..r * qd + (h0 + j + 1) * hd];
                         bufs.att[j * ctx + t] = dot(qh, row) * scale;
@@ -373,7 +412,9 @@ pub(crate) fn chunk<B: Backend>(s: &mut Session<'_, '_, B>, tokens: &[u32]) -> R
                 let outs = &mut bufs.xb[r * qd + h0 * hd..r * qd + (h0 + group) * hd];
                 outs.fill(0.0);
                 for t in 0..upto {
-                    row.iter_mut().zip(cache_row(layer_v, t * kvd + kvh * hd, hd)).for_each(|(o, &b)| *o = f16_to_f32(b));
+                    row.iter_mut()
+                        .zip(cache_row(layer_v, t * kvd + kvh * hd, hd))
+                        .for_each(|(o, &b)| *o = f16_to_f32(b));
                     for (j, out) in outs.chunks_exact_mut(hd).enumerate() {
                         let w = bufs.att[j * ctx + t];
                         out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o += w * v);
@@ -412,7 +453,11 @@ pub(crate) fn head<B: Backend>(s: &mut Session<'_, '_, B>, r: usize) -> Result<(
 /// Final norm and output head for rows `0..n` of the last chunk at once (one matmul with
 /// `M = n`) → `out[..n·vocab]`. Each row's logits are the same as [`head`] gives for it: every
 /// backend computes the rows of a matmul independently.
-pub(crate) fn head_rows<B: Backend>(s: &mut Session<'_, '_, B>, n: usize, out: &mut [f32]) -> Result<(), ModelError> {
+pub(crate) fn head_rows<B: Backend>(
+    s: &mut Session<'_, '_, B>,
+    n: usize,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
     let Session { model, backend, res, bufs, .. } = s;
     let d = model.config.d_model as usize;
     let v = model.config.vocab as usize;
@@ -420,7 +465,11 @@ pub(crate) fn head_rows<B: Backend>(s: &mut Session<'_, '_, B>, n: usize, out: &
         return Err(ModelError::NoTokens);
     }
     let got = out.len();
-    let out = out.get_mut(..n * v).ok_or(ModelError::Runtime(Error::Length { what: "logits rows", need: n * v, got }))?;
+    let out = out.get_mut(..n * v).ok_or(ModelError::Runtime(Error::Length {
+        what: "logits rows",
+        need: n * v,
+        got,
+    }))?;
     let g = vec_bytes(model, res.out_norm)?;
     for (o, xr) in bufs.y.chunks_exact_mut(d).zip(bufs.x.chunks_exact(d)).take(n) {
         rmsnorm(o, xr, g, model.config.rms_eps);

@@ -9,7 +9,10 @@ pub mod config;
 mod forward;
 mod session;
 
-pub use config::{arena_bytes, Arch, ArchSpec, ArenaPlan, Model, ModelConfig, RopeStyle, ARCHS, MAX_BATCH, MAX_LAYERS};
+pub use config::{
+    arena_bytes, Arch, ArchSpec, ArenaPlan, Model, ModelConfig, RopeStyle, ARCHS, MAX_BATCH,
+    MAX_LAYERS,
+};
 pub use session::Session;
 
 use crate::error::Error;
@@ -71,13 +74,25 @@ impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ModelError::Runtime(e) => write!(f, "{e}"),
-            ModelError::ArenaTooSmall { need, got } => write!(f, "arena of {got} bytes is too small: the session needs {need}"),
-            ModelError::ContextFull { context_len } => write!(f, "context full ({context_len} positions)"),
-            ModelError::BadToken { id, vocab } => write!(f, "token id {id} outside the vocabulary (0..{vocab})"),
-            ModelError::MissingTensor { layer: Some(l), name } => write!(f, "missing tensor `blk.{l}.{name}`"),
+            ModelError::ArenaTooSmall { need, got } => {
+                write!(f, "arena of {got} bytes is too small: the session needs {need}")
+            }
+            ModelError::ContextFull { context_len } => {
+                write!(f, "context full ({context_len} positions)")
+            }
+            ModelError::BadToken { id, vocab } => {
+                write!(f, "token id {id} outside the vocabulary (0..{vocab})")
+            }
+            ModelError::MissingTensor { layer: Some(l), name } => {
+                write!(f, "missing tensor `blk.{l}.{name}`")
+            }
             ModelError::MissingTensor { layer: None, name } => write!(f, "missing tensor `{name}`"),
-            ModelError::Shape { layer: Some(l), name } => write!(f, "tensor `blk.{l}.{name}` has the wrong kind or shape for this config"),
-            ModelError::Shape { layer: None, name } => write!(f, "tensor `{name}` has the wrong kind or shape for this config"),
+            ModelError::Shape { layer: Some(l), name } => {
+                write!(f, "tensor `blk.{l}.{name}` has the wrong kind or shape for this config")
+            }
+            ModelError::Shape { layer: None, name } => {
+                write!(f, "tensor `{name}` has the wrong kind or shape for this config")
+            }
             ModelError::BadConfig(why) => write!(f, "bad model config: {why}"),
             ModelError::NoTokens => f.write_str("no tokens given"),
             ModelError::Sampling(e) => write!(f, "{e}"),

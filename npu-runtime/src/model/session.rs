@@ -139,12 +139,16 @@ impl Resolved {
                     continue;
                 }
                 let mut nb = NameBuf::new();
-                write!(nb, "blk.{l}.{suffix}").map_err(|_| ModelError::MissingTensor { layer, name: suffix })?;
-                let i = find(tensors, nb.as_str()).ok_or(ModelError::MissingTensor { layer, name: suffix })?;
+                write!(nb, "blk.{l}.{suffix}")
+                    .map_err(|_| ModelError::MissingTensor { layer, name: suffix })?;
+                let i = find(tensors, nb.as_str())
+                    .ok_or(ModelError::MissingTensor { layer, name: suffix })?;
                 check_tensor(m, i, kind, k, n, layer, suffix)?;
                 row[s as usize] = i;
             }
-            layers.push(row).map_err(|_| ModelError::BadConfig("more layers than model::MAX_LAYERS"))?;
+            layers
+                .push(row)
+                .map_err(|_| ModelError::BadConfig("more layers than model::MAX_LAYERS"))?;
         }
         Ok(Resolved { layers, embd, out_norm, output })
     }
@@ -266,7 +270,11 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
 
     /// Evaluates `tokens` and hands the logits after **every** token to `each(i, logits)`
     /// (for perplexity / KL measurements). Same numbers as [`Session::prefill`] for the last.
-    pub fn eval_all(&mut self, tokens: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<(), ModelError> {
+    pub fn eval_all(
+        &mut self,
+        tokens: &[u32],
+        mut each: impl FnMut(usize, &[f32]),
+    ) -> Result<(), ModelError> {
         if tokens.is_empty() {
             return Err(ModelError::NoTokens);
         }
@@ -296,7 +304,11 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         }
         let v = self.model.config.vocab as usize;
         if rows.len() < MAX_BATCH * v {
-            return Err(ModelError::Runtime(Error::Length { what: "logits rows", need: MAX_BATCH * v, got: rows.len() }));
+            return Err(ModelError::Runtime(Error::Length {
+                what: "logits rows",
+                need: MAX_BATCH * v,
+                got: rows.len(),
+            }));
         }
         self.check_tokens(tokens)?;
         for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {

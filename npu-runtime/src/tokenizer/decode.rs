@@ -28,7 +28,11 @@ impl Utf8Stream {
     }
 
     /// Feeds `bytes`; calls `emit` with each run of complete text (possibly several times).
-    pub fn push<E>(&mut self, mut bytes: &[u8], emit: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    pub fn push<E>(
+        &mut self,
+        mut bytes: &[u8],
+        emit: &mut impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
         // First complete (or reject) the character carried over from the previous piece.
         while self.len > 0 {
             let Some((&b, rest)) = bytes.split_first() else { return Ok(()) };

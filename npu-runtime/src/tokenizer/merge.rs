@@ -82,7 +82,10 @@ impl<'s> Work<'s> {
         if 4 * i + 4 > self.heap.len() {
             // Cannot happen with scratch_words(n) (each merge queues at most two pairs), but a
             // bound check is cheaper than a proof in a comment.
-            return Err(TokenizerError::ScratchTooSmall { needed: 4 * i + 4, got: self.heap.len() });
+            return Err(TokenizerError::ScratchTooSmall {
+                needed: 4 * i + 4,
+                got: self.heap.len(),
+            });
         }
         self.heap[4 * i..4 * i + 4].copy_from_slice(&entry);
         self.heap_len += 1;
@@ -130,7 +133,12 @@ impl<'s> Work<'s> {
     }
 
     /// Links `n` symbols, one per unit of `unit_len` (bytes for BPE, UTF-8 characters for SPM).
-    fn link(&mut self, n: usize, unit_len: impl Fn(&[u32], usize) -> usize, id_of: impl Fn(&[u32], usize, usize) -> u32) {
+    fn link(
+        &mut self,
+        n: usize,
+        unit_len: impl Fn(&[u32], usize) -> usize,
+        id_of: impl Fn(&[u32], usize, usize) -> u32,
+    ) {
         let mut pos = 0usize;
         let mut prev = NIL;
         while pos < n {
@@ -237,7 +245,12 @@ pub(crate) fn bpe_word<F: FnOnce(&mut [u32])>(
     }
 }
 
-fn queue_bpe(t: &TokenizerTables<'_>, w: &mut Work<'_>, a: u32, b: u32) -> Result<(), TokenizerError> {
+fn queue_bpe(
+    t: &TokenizerTables<'_>,
+    w: &mut Work<'_>,
+    a: u32,
+    b: u32,
+) -> Result<(), TokenizerError> {
     let (ia, ib) = (w.id(a), w.id(b));
     if ia == NO_TOKEN || ib == NO_TOKEN {
         return Ok(());
@@ -309,7 +322,12 @@ pub(crate) fn spm_fragment<F: FnOnce(&mut [u32])>(
     }
 }
 
-fn queue_spm(t: &TokenizerTables<'_>, w: &mut Work<'_>, a: u32, b: u32) -> Result<(), TokenizerError> {
+fn queue_spm(
+    t: &TokenizerTables<'_>,
+    w: &mut Work<'_>,
+    a: u32,
+    b: u32,
+) -> Result<(), TokenizerError> {
     let (la, lb) = (w.len(a), w.len(b));
     let s = a as usize;
     let e = s + (la + lb) as usize;

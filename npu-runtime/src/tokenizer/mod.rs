@@ -133,7 +133,8 @@ impl<'a> TokenizerTables<'a> {
     /// Token `id`'s stored bytes (see [`token_bytes`](Self::token_bytes)).
     pub fn token(&self, id: u32) -> Option<&'a [u8]> {
         let i = id as usize;
-        let (s, e) = (*self.token_offsets.get(i)? as usize, *self.token_offsets.get(i + 1)? as usize);
+        let (s, e) =
+            (*self.token_offsets.get(i)? as usize, *self.token_offsets.get(i + 1)? as usize);
         self.token_bytes.get(s..e)
     }
 
@@ -201,12 +202,16 @@ pub enum TokenizerError {
 impl fmt::Display for TokenizerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            TokenizerError::OutputFull { capacity } => write!(f, "token output full ({capacity} ids)"),
+            TokenizerError::OutputFull { capacity } => {
+                write!(f, "token output full ({capacity} ids)")
+            }
             TokenizerError::ScratchTooSmall { needed, got } => {
                 write!(f, "tokenizer scratch too small: {needed} words needed, {got} given")
             }
             TokenizerError::BadTokenId(id) => write!(f, "token id {id} is outside the vocabulary"),
-            TokenizerError::NoByteToken(b) => write!(f, "the vocabulary has no token for byte 0x{b:02X}"),
+            TokenizerError::NoByteToken(b) => {
+                write!(f, "the vocabulary has no token for byte 0x{b:02X}")
+            }
             TokenizerError::MissingSpecial(w) => write!(f, "the vocabulary has no {w} token"),
             TokenizerError::TooManySpecialKinds => {
                 write!(f, "text nests more than {MAX_SPECIAL_DEPTH} distinct special tokens")
@@ -269,19 +274,28 @@ impl<'a> Tokenizer<'a> {
         if !t.byte_tokens.iter().all(|&id| id == NO_TOKEN || in_vocab(id)) {
             return Err(TokenizerError::BadTables("byte_tokens has an id outside the vocabulary"));
         }
-        if !t.sorted_ids.iter().all(|&id| in_vocab(id)) || !t.specials.iter().all(|&id| in_vocab(id)) {
-            return Err(TokenizerError::BadTables("sorted_ids or specials has an id outside the vocabulary"));
+        if !t.sorted_ids.iter().all(|&id| in_vocab(id))
+            || !t.specials.iter().all(|&id| in_vocab(id))
+        {
+            return Err(TokenizerError::BadTables(
+                "sorted_ids or specials has an id outside the vocabulary",
+            ));
         }
         let tok = |id: u32| t.token(id).unwrap_or(&[]);
         if !t.sorted_ids.windows(2).all(|w| tok(w[0]) < tok(w[1])) {
-            return Err(TokenizerError::BadTables("sorted_ids must be strictly sorted by token bytes"));
+            return Err(TokenizerError::BadTables(
+                "sorted_ids must be strictly sorted by token bytes",
+            ));
         }
-        if !t.merges.iter().all(|m| in_vocab(m.left) && in_vocab(m.right) && (m.merged == NO_TOKEN || in_vocab(m.merged)))
-        {
+        if !t.merges.iter().all(|m| {
+            in_vocab(m.left) && in_vocab(m.right) && (m.merged == NO_TOKEN || in_vocab(m.merged))
+        }) {
             return Err(TokenizerError::BadTables("a merge has an id outside the vocabulary"));
         }
         if !t.merges.windows(2).all(|w| (w[0].left, w[0].right) < (w[1].left, w[1].right)) {
-            return Err(TokenizerError::BadTables("merges must be strictly sorted by (left, right)"));
+            return Err(TokenizerError::BadTables(
+                "merges must be strictly sorted by (left, right)",
+            ));
         }
         if t.kind == TokenizerKind::Spm && t.scores.len() != n {
             return Err(TokenizerError::BadTables("SPM needs one score per token"));
@@ -335,7 +349,11 @@ impl<'a> Tokenizer<'a> {
     ///
     /// [`encode_with`]: Self::encode_with
     #[cfg(feature = "std")]
-    pub fn encode_vec(&self, text: &[u8], opts: EncodeOptions) -> Result<std::vec::Vec<u32>, TokenizerError> {
+    pub fn encode_vec(
+        &self,
+        text: &[u8],
+        opts: EncodeOptions,
+    ) -> Result<std::vec::Vec<u32>, TokenizerError> {
         let mut scratch = std::vec![0u32; Self::scratch_words_for(text.len())];
         let mut ids = std::vec::Vec::new();
         self.encode_with(text, opts, &mut scratch, &mut |id| {
@@ -449,7 +467,9 @@ impl<'a> Tokenizer<'a> {
         let t = &self.t;
         match t.kind {
             TokenizerKind::Spm => {
-                let n = usize::from(space_prefix) * 3 + frag.len() + 2 * frag.iter().filter(|&&b| b == b' ').count();
+                let n = usize::from(space_prefix) * 3
+                    + frag.len()
+                    + 2 * frag.iter().filter(|&&b| b == b' ').count();
                 let fill = |dst: &mut [u32]| {
                     let mut i = 0;
                     let mut put = |b: u8| {
@@ -513,14 +533,22 @@ impl<'a> Tokenizer<'a> {
     /// `▁` as space, a byte token's byte; control and unknown tokens only when `special`.
     /// `lstrip_space` drops one leading space (llama.cpp does so for the first token of an
     /// SPM text). Writes into `out`, returning the length.
-    pub fn piece(&self, id: u32, special: bool, lstrip_space: bool, out: &mut [u8]) -> Result<usize, TokenizerError> {
+    pub fn piece(
+        &self,
+        id: u32,
+        special: bool,
+        lstrip_space: bool,
+        out: &mut [u8],
+    ) -> Result<usize, TokenizerError> {
         let t = &self.t;
         let a = t.attrs(id).ok_or(TokenizerError::BadTokenId(id))?;
         let tok = t.token(id).ok_or(TokenizerError::BadTokenId(id))?;
         let mut n = 0usize;
         let cap = out.len();
         let mut put = |bytes: &[u8]| -> Result<(), TokenizerError> {
-            let dst = out.get_mut(n..n + bytes.len()).ok_or(TokenizerError::OutputFull { capacity: cap })?;
+            let dst = out
+                .get_mut(n..n + bytes.len())
+                .ok_or(TokenizerError::OutputFull { capacity: cap })?;
             dst.copy_from_slice(bytes);
             n += bytes.len();
             Ok(())

@@ -43,17 +43,17 @@ impl PreTokenizer {
     /// this crate implements it.
     pub fn from_gguf_name(name: &str) -> Option<PreTokenizer> {
         Some(match name {
-            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0"
-            | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4"
-            | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => PreTokenizer::Gpt2,
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
-            | "jina-v5-nano" | "dbrx" | "smaug-bpe" => PreTokenizer::Llama3,
-            "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" | "stablelm2" | "hunyuan"
-            | "solar-open" => PreTokenizer::Qwen2,
+            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
+            | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais"
+            | "trillion" | "granite-docling" | "exaone4" | "jina-v1-en" | "jina-v2-code"
+            | "roberta-bpe" => PreTokenizer::Gpt2,
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" | "jina-v5-nano" | "dbrx" | "smaug-bpe" => PreTokenizer::Llama3,
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" | "stablelm2"
+            | "hunyuan" | "solar-open" => PreTokenizer::Qwen2,
             "qwen35" => PreTokenizer::Qwen35,
-            "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
-                PreTokenizer::StarCoder
-            }
+            "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone"
+            | "minerva-7b" | "mellum2" => PreTokenizer::StarCoder,
             "falcon" => PreTokenizer::Falcon,
             "default" | "" => PreTokenizer::Default,
             "deepseek-coder" => PreTokenizer::DeepSeekCoder,
@@ -63,12 +63,56 @@ impl PreTokenizer {
 
     /// Every `tokenizer.ggml.pre` name [`from_gguf_name`](Self::from_gguf_name) accepts.
     pub const SUPPORTED_NAMES: &'static [&'static str] = &[
-        "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-        "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4", "jina-v1-en",
-        "jina-v2-code", "roberta-bpe", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
-        "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2",
-        "megrez", "stablelm2", "hunyuan", "solar-open", "qwen35", "starcoder", "refact", "command-r", "smollm",
-        "codeshell", "exaone", "minerva-7b", "mellum2", "falcon", "default", "deepseek-coder",
+        "gpt-2",
+        "phi-2",
+        "jina-es",
+        "jina-de",
+        "gigachat",
+        "jina-v2-es",
+        "jina-v2-de",
+        "a.x-4.0",
+        "mellum",
+        "modern-bert",
+        "mpt",
+        "olmo",
+        "jais",
+        "trillion",
+        "granite-docling",
+        "exaone4",
+        "jina-v1-en",
+        "jina-v2-code",
+        "roberta-bpe",
+        "llama3",
+        "llama-v3",
+        "llama-bpe",
+        "falcon3",
+        "falcon-h1",
+        "pixtral",
+        "midm-2.0",
+        "lfm2",
+        "jina-v5-nano",
+        "dbrx",
+        "smaug-bpe",
+        "qwen2",
+        "deepseek-r1-qwen",
+        "kormo",
+        "f2llmv2",
+        "megrez",
+        "stablelm2",
+        "hunyuan",
+        "solar-open",
+        "qwen35",
+        "starcoder",
+        "refact",
+        "command-r",
+        "smollm",
+        "codeshell",
+        "exaone",
+        "minerva-7b",
+        "mellum2",
+        "falcon",
+        "default",
+        "deepseek-coder",
     ];
 }
 
@@ -142,30 +186,41 @@ pub(crate) fn split<E>(
         PreTokenizer::Llama3 => llama3_family(text, 0, n, 3, false, emit),
         PreTokenizer::Qwen2 => llama3_family(text, 0, n, 1, false, emit),
         PreTokenizer::Qwen35 => llama3_family(text, 0, n, 1, true, emit),
-        PreTokenizer::StarCoder => isolate_each(text, 0, n, |_, f| f.is_number(), &mut |a, b| gpt2(text, a, b, emit)),
+        PreTokenizer::StarCoder => {
+            isolate_each(text, 0, n, |_, f| f.is_number(), &mut |a, b| gpt2(text, a, b, emit))
+        }
         PreTokenizer::Falcon => runs(text, 0, n, |c, f| punct_class(c, f, true), &mut |a, b| {
             gpt2(text, a, b, &mut |c, d| ascii_digit_triples(text, c, d, emit))
         }),
         PreTokenizer::Default => runs(text, 0, n, |c, f| punct_class(c, f, false), &mut |a, b| {
             gpt2(text, a, b, &mut |c, d| {
-                runs(text, c, d, |_, f| f.is_number(), &mut |e, g| ascii_digit_triples(text, e, g, emit))
-            })
-        }),
-        PreTokenizer::DeepSeekCoder => isolate_each(text, 0, n, |c, _| c == 0x0D || c == 0x0A, &mut |a, b| {
-            matches(text, a, b, ws_opt_then_run(Flags::is_letter), &mut |c, d| {
-                matches(text, c, d, ws_opt_then_run(Flags::is_punct), &mut |e, g| {
-                    runs(text, e, g, cjk_class, &mut |h, i| {
-                        isolate_each(text, h, i, |_, f| f.is_number(), emit)
-                    })
+                runs(text, c, d, |_, f| f.is_number(), &mut |e, g| {
+                    ascii_digit_triples(text, e, g, emit)
                 })
             })
         }),
+        PreTokenizer::DeepSeekCoder => {
+            isolate_each(text, 0, n, |c, _| c == 0x0D || c == 0x0A, &mut |a, b| {
+                matches(text, a, b, ws_opt_then_run(Flags::is_letter), &mut |c, d| {
+                    matches(text, c, d, ws_opt_then_run(Flags::is_punct), &mut |e, g| {
+                        runs(text, e, g, cjk_class, &mut |h, i| {
+                            isolate_each(text, h, i, |_, f| f.is_number(), emit)
+                        })
+                    })
+                })
+            })
+        }
     }
 }
 
 /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)`, plus a trailing
 /// `\s+` and single-code-point pieces for what nothing matches, as llama.cpp splits it.
-fn gpt2<E>(t: &[u8], ini: usize, end: usize, emit: &mut impl FnMut(usize, usize) -> Result<(), E>) -> Result<(), E> {
+fn gpt2<E>(
+    t: &[u8],
+    ini: usize,
+    end: usize,
+    emit: &mut impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<(), E> {
     let s = Seg { t, end };
     let mut out = Out { prev: ini, emit };
     let mut pos = ini;
@@ -189,7 +244,8 @@ fn gpt2<E>(t: &[u8], ini: usize, end: usize, emit: &mut impl FnMut(usize, usize)
                 }
             }
         }
-        let (f2, body) = if cpt == ' ' as u32 { (s.flags(pos + len), pos + len) } else { (flags, pos) };
+        let (f2, body) =
+            if cpt == ' ' as u32 { (s.flags(pos + len), pos + len) } else { (flags, pos) };
         if f2.is_letter() || f2.is_number() {
             let letter = f2.is_letter();
             pos = body;
@@ -293,7 +349,9 @@ fn llama3_family<E>(
                 }
             }
         }
-        if !(cpt == 0x0D || cpt == 0x0A || flags.is_number()) && (letterish(flags) || letterish(s.flags(pos + len))) {
+        if !(cpt == 0x0D || cpt == 0x0A || flags.is_number())
+            && (letterish(flags) || letterish(s.flags(pos + len)))
+        {
             pos += len;
             while letterish(s.flags(pos)) {
                 pos = s.next(pos);
@@ -315,7 +373,8 @@ fn llama3_family<E>(
             continue;
         }
         let not_word = |f: Flags| !(f.is_whitespace() || letterish(f) || f.is_number());
-        let (f2, body) = if cpt == ' ' as u32 { (s.flags(pos + len), pos + len) } else { (flags, pos) };
+        let (f2, body) =
+            if cpt == ' ' as u32 { (s.flags(pos + len), pos + len) } else { (flags, pos) };
         // llama.cpp tests the current code point's flags (not the lookahead's) for "defined" here.
         if not_word(f2) && flags.any() {
             pos = body;
@@ -444,7 +503,8 @@ fn ws_opt_then_run(class: fn(Flags) -> bool) -> impl Fn(&[u8], usize, usize) -> 
     move |t, pos, end| {
         let s = Seg { t, end };
         let (c, l) = s.at(pos);
-        let mut p = if Flags::of(c).is_whitespace() && class(s.flags(pos + l)) { pos + l } else { pos };
+        let mut p =
+            if Flags::of(c).is_whitespace() && class(s.flags(pos + l)) { pos + l } else { pos };
         let start = p;
         while class(s.flags(p)) {
             p = s.next(p);
@@ -466,7 +526,9 @@ fn punct_class(c: u32, f: Flags, backtick: bool) -> bool {
 
 /// `[一-龥ࠀ-一가-퟿]`, matched on code points after llama.cpp replaces non-ASCII whitespace.
 fn cjk_class(c: u32, f: Flags) -> bool {
-    ((0x4E00..=0x9FA5).contains(&c) || (0x0800..=0x4E00).contains(&c) || (0xAC00..=0xD7FF).contains(&c))
+    ((0x4E00..=0x9FA5).contains(&c)
+        || (0x0800..=0x4E00).contains(&c)
+        || (0xAC00..=0xD7FF).contains(&c))
         && !f.is_whitespace()
 }
 
@@ -521,7 +583,10 @@ mod tests {
 
     #[test]
     fn llama3_split() {
-        assert_eq!(words(PreTokenizer::Llama3, "I'M 12345 ok\n\n  x"), ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]);
+        assert_eq!(
+            words(PreTokenizer::Llama3, "I'M 12345 ok\n\n  x"),
+            ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]
+        );
         assert_eq!(words(PreTokenizer::Qwen2, "x 123"), ["x", " ", "1", "2", "3"]);
     }
 

@@ -35,28 +35,35 @@ impl Flags {
     }
 
     fn of_slow(cpt: u32) -> Flags {
-        if LLAMA_CPP_UNASSIGNED.binary_search_by(|&(lo, hi)| {
-            if hi < cpt {
-                core::cmp::Ordering::Less
-            } else if lo > cpt {
-                core::cmp::Ordering::Greater
-            } else {
-                core::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
+        if LLAMA_CPP_UNASSIGNED
+            .binary_search_by(|&(lo, hi)| {
+                if hi < cpt {
+                    core::cmp::Ordering::Less
+                } else if lo > cpt {
+                    core::cmp::Ordering::Greater
+                } else {
+                    core::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
         {
             return Flags(Self::UNDEFINED);
         }
         let Some(c) = char::from_u32(cpt) else {
             // Surrogates (which llama.cpp's lenient decoder can produce) are category Cs;
             // anything past U+10FFFF has no category at all.
-            return if (0xD800..=0xDFFF).contains(&cpt) { Flags(Self::CONTROL) } else { Flags(Self::UNDEFINED) };
+            return if (0xD800..=0xDFFF).contains(&cpt) {
+                Flags(Self::CONTROL)
+            } else {
+                Flags(Self::UNDEFINED)
+            };
         };
         let cat = match get_general_category(c) {
-            G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter => {
-                Self::LETTER
-            }
+            G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter => Self::LETTER,
             G::NonspacingMark | G::SpacingMark | G::EnclosingMark => Self::MARK,
             G::DecimalNumber | G::LetterNumber | G::OtherNumber => Self::NUMBER,
             G::ConnectorPunctuation

@@ -1,6 +1,12 @@
 use npu_model_macro::npu_model;
 
-#[npu_model(path = "${NPU_UI_MODELS}/tiny.gguf", target = "rk3588", quant = "int4_hadamard", context = 32, embed = "bytes")]
+#[npu_model(
+    path = "${NPU_UI_MODELS}/tiny.gguf",
+    target = "rk3588",
+    quant = "int4_hadamard",
+    context = 32,
+    embed = "bytes"
+)]
 struct Tiny;
 
 mod check;

@@ -87,7 +87,7 @@ fn gguf(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u
         offsets.push(offset);
         offset = (offset + data.len() as u64).div_ceil(32) * 32;
     }
-    while o.len() % 32 != 0 {
+    while !o.len().is_multiple_of(32) {
         o.push(0);
     }
     let start = o.len();
@@ -206,8 +206,7 @@ fn normalize(stderr: &str, work: &Path, pkg: &str) -> String {
     // OUT_DIR paths carry a hash that depends on the toolchain and workspace: hide it.
     while let Some(i) = s.find("/build/ui_") {
         let end = s[i..].find("/out").map(|e| i + e).unwrap_or(i);
-        let begin =
-            s[..i].rfind(|c: char| c == ' ' || c == '`' || c == '(').map(|b| b + 1).unwrap_or(0);
+        let begin = s[..i].rfind([' ', '`', '(']).map(|b| b + 1).unwrap_or(0);
         if end <= i {
             break;
         }

@@ -2,9 +2,9 @@
 //! ([`crate::compile()`]) and by the `npu` CLI, so a model baked in by `#[npu_model]` and the
 //! same model packed in memory by `npu run` get the same hyperparameters and stop tokens.
 
-use crate::gguf::{Gguf, RopeStyle as GgufRope};
+use crate::gguf::Gguf;
 use crate::tokenizer::OwnedTokenizerTables;
-use npu_runtime::model::{Arch, ModelConfig, RopeStyle, ARCHS};
+use npu_runtime::model::{Arch, ModelConfig, ARCHS};
 
 /// The config for `g`, with stop tokens from its tokenizer tables `tok` and a KV cache sized
 /// for `context` tokens (`None`: the model's trained context length). The message names what
@@ -42,10 +42,7 @@ pub fn model_config(
         eos,
     );
     config.rope_dim = hp.rope_dimension_count;
-    config.rope_style = match hp.rope_style {
-        GgufRope::Normal => RopeStyle::Normal,
-        GgufRope::Neox => RopeStyle::Neox,
-    };
+    config.rope_style = hp.rope_style;
     config.qkv_bias = hp.qkv_bias;
     // The tokenizer tables already resolved end-of-turn the way llama.cpp does (metadata id,
     // else the first known end-of-turn marker in the vocabulary).

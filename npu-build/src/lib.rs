@@ -19,18 +19,21 @@
 //! (blob into the binary: aligned `include_bytes!` or a linked object file).
 #![deny(missing_docs)]
 
-pub mod cache;
-pub mod codegen;
-pub mod compile;
+mod cache;
+mod codegen;
+mod compile;
 pub mod config;
 pub mod declare;
 pub mod dequant;
-pub mod discover;
-pub mod embed;
+mod discover;
+mod embed;
+pub mod ggml;
 pub mod gguf;
 pub mod pack;
+pub mod protocol;
 pub mod quant;
 pub mod report;
+pub mod rng;
 pub mod tokenizer;
 
-pub use compile::{compile, CompileError, Compiled};
+pub use compile::{compile, CompileError, Compiled, Config, ModelOutcome, ENV_VARS};

@@ -7,16 +7,86 @@
 //!   comparison (up to f32 rounding of the rotation; a test checks this by un-rotating).
 //! - **Output error** (`out_rel_err`, `out_sqnr_db`) is what matters for the model: the packed
 //!   tensor run through the reference executor (activation quantization included) on a fixed
-//!   batch of [`crate::pack::REPORT_BATCH`] approximately normal activation rows seeded by the
+//!   batch of [`REPORT_BATCH`] approximately normal activation rows seeded by the
 //!   tensor name, against the f64 product with the f32 source. Real activations have outlier
 //!   channels that this batch lacks, so it understates the activation side of int4 error.
 //!
 //! Sums are f64 and combined in a fixed order; `log₁₀` is only used for these numbers, never
 //! for anything written into the blob.
 
-use crate::pack::TensorEntry;
-use npu_runtime::format::{Scheme, TensorKind};
+use crate::rng::SeededRng;
+use npu_runtime::exec::{self, rotate};
+use npu_runtime::format::{Scheme, TensorDesc, TensorKind};
+use serde::Serialize;
 use std::fmt::Write as _;
+
+/// Rows of the report's activation batch per matmul tensor.
+pub const REPORT_BATCH: usize = 4;
+
+/// The report's activation batch for a tensor: `REPORT_BATCH × k` approximately normal
+/// values seeded by the tensor name.
+pub fn report_batch(name: &str, k: usize) -> Vec<f32> {
+    let mut rng = SeededRng::new(rotate::fnv1a64(name.as_bytes()) ^ 0x5eed);
+    (0..REPORT_BATCH * k).map(|_| rng.normal()).collect()
+}
+
+/// Weight error sums over a set of values, in the stored (rotated) domain. Combined in a
+/// fixed order by the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WeightStats {
+    /// Σ w².
+    pub sum_w2: f64,
+    /// Σ (w − ŵ)².
+    pub sum_e2: f64,
+    /// max |w − ŵ|.
+    pub max_abs: f64,
+}
+
+impl WeightStats {
+    /// Counts one stored value `v` and its reconstruction `deq`.
+    pub fn note(&mut self, v: f32, deq: f32) {
+        let d = (v - deq) as f64;
+        self.sum_w2 += v as f64 * v as f64;
+        self.sum_e2 += d * d;
+        self.max_abs = self.max_abs.max(d.abs());
+    }
+}
+
+/// Reference outputs of source rows `raw` (`[rows][k]`) on a tensor's report batch, as
+/// `[rows][REPORT_BATCH]` f64 dot products in K order.
+pub fn reference_outputs(raw: &[f32], k: usize, batch: &[f32]) -> Vec<f64> {
+    let mut y = Vec::with_capacity(raw.len() / k.max(1) * REPORT_BATCH);
+    for w in raw.chunks_exact(k.max(1)) {
+        for xm in batch.chunks_exact(k.max(1)).take(REPORT_BATCH) {
+            y.push(w.iter().zip(xm).map(|(&a, &b)| a as f64 * b as f64).sum());
+        }
+    }
+    y
+}
+
+/// `(Σ y², Σ (y − ŷ)²)` of a packed matmul tensor run by the reference executor on its
+/// report batch, against the reference outputs `y_ref` (`[n][REPORT_BATCH]`).
+pub fn output_error(
+    d: &TensorDesc<'_>,
+    blob: &[u8],
+    batch: &[f32],
+    y_ref: &[f64],
+) -> Result<(f64, f64), npu_runtime::Error> {
+    let n = d.geom.n as usize;
+    let mut y = vec![0f32; REPORT_BATCH * n];
+    let mut scratch = vec![0f32; exec::scratch_len(d)];
+    exec::matmul(d, blob, batch, REPORT_BATCH, &mut y, &mut scratch)?;
+    let (mut s2, mut e2) = (0f64, 0f64);
+    for m in 0..REPORT_BATCH {
+        for nn in 0..n {
+            let r = y_ref[nn * REPORT_BATCH + m];
+            let d = y[m * n + nn] as f64 - r;
+            s2 += r * r;
+            e2 += d * d;
+        }
+    }
+    Ok((s2, e2))
+}
 
 /// One tensor's numbers.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,20 +122,26 @@ fn ratio_db(sig: f64, err: f64) -> f64 {
 }
 
 impl TensorReport {
-    /// An empty report for an entry.
-    pub fn new(e: &TensorEntry, bytes: u64) -> Self {
+    /// An empty report for a tensor of `bytes` bytes in the blob.
+    pub fn new(d: &TensorDesc<'_>, bytes: u64) -> Self {
         TensorReport {
-            name: e.name.clone(),
-            kind: e.kind,
-            scheme: e.scheme,
-            n: e.geom.n,
-            k: e.geom.k,
+            name: d.name.to_string(),
+            kind: d.kind,
+            scheme: d.scheme,
+            n: d.geom.n,
+            k: d.geom.k,
             bytes,
             sum_w2: 0.0,
             sum_e2: 0.0,
             max_abs_err: 0.0,
             out: None,
         }
+    }
+    /// Adds the weight statistics of one chunk of rows.
+    pub fn add(&mut self, st: &WeightStats) {
+        self.sum_w2 += st.sum_w2;
+        self.sum_e2 += st.sum_e2;
+        self.max_abs_err = self.max_abs_err.max(st.max_abs);
     }
     /// ‖W − Ŵ‖/‖W‖.
     pub fn rel_err(&self) -> f64 {
@@ -127,30 +203,6 @@ fn summarize<'a>(items: impl Iterator<Item = (&'a str, f64)>) -> Option<SqnrSumm
     })
 }
 
-fn num(out: &mut String, v: f64) {
-    if v.is_finite() {
-        let _ = write!(out, "{v}");
-    } else {
-        out.push_str("null");
-    }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 impl Report {
     /// Weight-SQNR summary over the matmul tensors that use the model's scheme (the head,
     /// which may use another scheme, is left out so schemes compare like for like).
@@ -200,62 +252,74 @@ impl Report {
 
     /// `report.json`.
     pub fn to_json(&self) -> String {
-        let mut o = String::new();
-        o.push_str("{\n  \"target\": ");
-        json_str(&mut o, self.target);
-        o.push_str(",\n  \"scheme\": ");
-        json_str(&mut o, self.scheme.name());
-        o.push_str(",\n  \"domain\": \"stored (rotated for hadamard schemes; equal ratios to the original domain)\"");
-        for (key, sum) in
-            [("weight_summary", self.weight_summary()), ("output_summary", self.output_summary())]
-        {
-            let _ = write!(o, ",\n  \"{key}\": ");
-            match sum {
-                None => o.push_str("null"),
-                Some(s) => {
-                    let _ = write!(o, "{{\"count\": {}, \"median_sqnr_db\": ", s.count);
-                    num(&mut o, s.median_db);
-                    o.push_str(", \"worst_sqnr_db\": ");
-                    num(&mut o, s.worst_db);
-                    o.push_str(", \"worst_tensor\": ");
-                    json_str(&mut o, &s.worst_tensor);
-                    o.push('}');
-                }
-            }
-        }
-        o.push_str(",\n  \"tensors\": [");
-        for (i, t) in self.tensors.iter().enumerate() {
-            o.push_str(if i == 0 { "\n    {" } else { ",\n    {" });
-            o.push_str("\"name\": ");
-            json_str(&mut o, &t.name);
-            let _ = write!(o, ", \"kind\": \"{}\", \"scheme\": ", t.kind.name());
-            match t.scheme {
-                Some(s) => json_str(&mut o, s.name()),
-                None => o.push_str("null"),
-            }
-            let _ = write!(
-                o,
-                ", \"n\": {}, \"k\": {}, \"bytes\": {}, \"rel_err\": ",
-                t.n, t.k, t.bytes
-            );
-            num(&mut o, t.rel_err());
-            o.push_str(", \"sqnr_db\": ");
-            num(&mut o, t.sqnr_db());
-            o.push_str(", \"max_abs_err\": ");
-            num(&mut o, t.max_abs_err);
-            o.push_str(", \"out_rel_err\": ");
-            match t.out_rel_err() {
-                Some(v) => num(&mut o, v),
-                None => o.push_str("null"),
-            }
-            o.push_str(", \"out_sqnr_db\": ");
-            match t.out_sqnr_db() {
-                Some(v) => num(&mut o, v),
-                None => o.push_str("null"),
-            }
-            o.push('}');
-        }
-        o.push_str("\n  ]\n}\n");
-        o
+        let summary = |s: Option<SqnrSummary>| {
+            s.map(|s| SummaryJson {
+                count: s.count,
+                median_sqnr_db: s.median_db,
+                worst_sqnr_db: s.worst_db,
+                worst_tensor: s.worst_tensor,
+            })
+        };
+        let doc = ReportJson {
+            target: self.target,
+            scheme: self.scheme.name(),
+            domain: "stored (rotated for hadamard schemes; equal ratios to the original domain)",
+            weight_summary: summary(self.weight_summary()),
+            output_summary: summary(self.output_summary()),
+            tensors: self
+                .tensors
+                .iter()
+                .map(|t| TensorJson {
+                    name: &t.name,
+                    kind: t.kind.name(),
+                    scheme: t.scheme.map(Scheme::name),
+                    n: t.n,
+                    k: t.k,
+                    bytes: t.bytes,
+                    rel_err: t.rel_err(),
+                    sqnr_db: t.sqnr_db(),
+                    max_abs_err: t.max_abs_err,
+                    out_rel_err: t.out_rel_err(),
+                    out_sqnr_db: t.out_sqnr_db(),
+                })
+                .collect(),
+        };
+        // Non-finite numbers (an exact tensor's infinite SQNR) are written as null.
+        let mut s = serde_json::to_string_pretty(&doc).expect("the report serializes");
+        s.push('\n');
+        s
     }
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    count: usize,
+    median_sqnr_db: f64,
+    worst_sqnr_db: f64,
+    worst_tensor: String,
+}
+
+#[derive(Serialize)]
+struct TensorJson<'a> {
+    name: &'a str,
+    kind: &'static str,
+    scheme: Option<&'static str>,
+    n: u32,
+    k: u32,
+    bytes: u64,
+    rel_err: f64,
+    sqnr_db: f64,
+    max_abs_err: f64,
+    out_rel_err: Option<f64>,
+    out_sqnr_db: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    target: &'a str,
+    scheme: &'static str,
+    domain: &'static str,
+    weight_summary: Option<SummaryJson>,
+    output_summary: Option<SummaryJson>,
+    tensors: Vec<TensorJson<'a>>,
 }

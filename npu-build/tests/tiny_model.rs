@@ -9,7 +9,6 @@
 //!
 //! Agreement of its logits with llama.cpp is in `tests/llamacpp/test_tiny.py`.
 
-use npu_build::cache::{hash_file, hex};
 use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
 use npu_build::pack::{pack, PackOptions};
@@ -18,12 +17,17 @@ use npu_runtime::format::Scheme;
 use npu_runtime::model::arena_bytes;
 use npu_runtime::target::Target;
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The context the firmware example runs the model with (its trained context).
 const CTX: u32 = 256;
 const BLOB_BUDGET: usize = 2_000_000;
 const ARENA_BUDGET: usize = 512 * 1024 - 64 * 1024;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tiny")
@@ -63,7 +67,7 @@ fn json_str<'a>(json: &'a str, key: &str) -> &'a str {
 fn committed_gguf_matches_its_sha256() {
     let want = std::fs::read_to_string(dir().join("moby-tiny.gguf.sha256")).unwrap();
     let want = want.split_whitespace().next().unwrap();
-    assert_eq!(hex(&hash_file(&gguf_path()).unwrap()), want);
+    assert_eq!(hex(&Sha256::digest(std::fs::read(gguf_path()).unwrap())), want);
     let metrics = std::fs::read_to_string(dir().join("train-metrics.json")).unwrap();
     assert_eq!(json_str(&metrics, "sha256"), want, "train-metrics.json describes another file");
 }
@@ -108,7 +112,7 @@ fn heldout_tokenization_matches_the_trainer() {
     let metrics = std::fs::read_to_string(dir().join("train-metrics.json")).unwrap();
     let raw = std::fs::read(&text_path).unwrap();
     assert_eq!(
-        hex(&npu_build::cache::sha256(&raw)),
+        hex(&Sha256::digest(&raw)),
         json_str(&metrics, "text_sha256"),
         "not the text the model was trained on"
     );

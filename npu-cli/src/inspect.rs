@@ -1,7 +1,7 @@
 //! `npu inspect FILE [--json]`: what a GGUF file holds.
 
 use crate::CmdResult;
-use npu_build::gguf::{GgmlType, Gguf, HParams, TokenizerSummary, Value};
+use npu_build::gguf::{rope_style_name, GgmlType, Gguf, HParams, TokenizerSummary, Value};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -177,7 +177,7 @@ fn hparam_rows(h: &HParams) -> Vec<(&'static str, String)> {
         ("rms_norm_eps", h.rms_norm_eps.to_string()),
         ("rope_freq_base", h.rope_freq_base.to_string()),
         ("rope_dimension_count", h.rope_dimension_count.to_string()),
-        ("rope_style", h.rope_style.name().to_owned()),
+        ("rope_style", rope_style_name(h.rope_style).to_owned()),
         ("vocab_size", h.vocab_size.to_string()),
         ("qkv_bias", h.qkv_bias.to_string()),
         ("tied_output", h.tied_output.to_string()),
@@ -241,7 +241,7 @@ fn json_report(
             "rms_norm_eps": f32_json(h.rms_norm_eps),
             "rope_freq_base": f32_json(h.rope_freq_base),
             "rope_dimension_count": h.rope_dimension_count,
-            "rope_style": h.rope_style.name(),
+            "rope_style": rope_style_name(h.rope_style),
             "vocab_size": h.vocab_size,
             "qkv_bias": h.qkv_bias,
             "tied_output": h.tied_output,

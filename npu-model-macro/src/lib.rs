@@ -113,8 +113,8 @@
 //! rewritten whenever the build script reruns, which always recompiles this crate.
 #![deny(missing_docs)]
 
-use npu_build::compile::{INDEX_FILE, OUT_SUBDIR};
 use npu_build::declare::{self, Declaration, Site};
+use npu_build::protocol::{self, Status};
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::quote;
@@ -140,7 +140,7 @@ fn expand(
     let ident = declare::check_item(&parsed)?.clone();
     let decl = declare::parse_args(attr, &ident, Span::call_site())?;
     status(&decl)?;
-    let file = format!("/{OUT_SUBDIR}/{}.rs", decl.name);
+    let file = format!("/{}/{}", protocol::OUT_SUBDIR, protocol::code_file(&decl.name));
     Ok(quote! {
         #item
         ::core::include!(::core::concat!(::core::env!("OUT_DIR"), #file));
@@ -156,26 +156,19 @@ fn status(decl: &Declaration) -> syn::Result<()> {
             "#[npu_model] needs a build script that runs npu-build, and this crate has none: add `build.rs` next to Cargo.toml with `fn main() { npu_build::compile().unwrap(); }` and to Cargo.toml `[build-dependencies] npu-build = \"0.1\"`".to_string(),
         ));
     };
-    let dir = std::path::Path::new(&out_dir).join(OUT_SUBDIR);
-    if !dir.join(INDEX_FILE).is_file() {
-        return Err(at(
+    match protocol::status(std::path::Path::new(&out_dir), &decl.name) {
+        Status::NotRun => Err(at(
             Site::Attr,
             "#[npu_model] needs npu-build to run in this crate's build script, and it did not: call `npu_build::compile().unwrap();` in `fn main` of build.rs (with `[build-dependencies] npu-build = \"0.1\"` in Cargo.toml)".to_string(),
-        ));
-    }
-    let err = dir.join(format!("{}.err", decl.name));
-    if let Ok(text) = std::fs::read_to_string(&err) {
-        let (site, msg) = text.split_once('\n').unwrap_or(("attr", text.as_str()));
-        return Err(at(Site::parse(site).unwrap_or(Site::Attr), msg.to_string()));
-    }
-    if !dir.join(format!("{}.rs", decl.name)).is_file() {
-        return Err(at(
+        )),
+        Status::Failed(site, msg) => Err(at(site, msg)),
+        Status::NotFound => Err(at(
             Site::Name,
             format!(
                 "npu-build did not find the declaration of `{}`: it scans src/lib.rs, src/main.rs and src/bin/* and the files their `mod` items name; declarations produced by other macros or in files no `mod` reaches are not seen",
                 decl.name
             ),
-        ));
+        )),
+        Status::Ready => Ok(()),
     }
-    Ok(())
 }

@@ -3,9 +3,9 @@
 //! Codes index ggml's 16-level table [`KVALUES_IQ4NL`]; layouts are in [`super::blocks`].
 //! `IQ4_XS` forms the sub-block scale `d * (ls - 32)` first, then multiplies by the level.
 
-use super::blocks::{BlockIQ4_NL, BlockIQ4_XS, KVALUES_IQ4NL};
 use super::each_block;
 use super::float::f16_le;
+use crate::ggml::blocks::{BlockIQ4_NL, BlockIQ4_XS, KVALUES_IQ4NL};
 
 /// The table as f32 (exact: small integers), so the loop is a lookup and one multiply.
 const LEVELS: [f32; 16] = {

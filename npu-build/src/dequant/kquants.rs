@@ -6,9 +6,9 @@
 //! order gguf-py and ggml's `dequantize_row_q*_K` use. Forming `d * (sc * q)` instead would
 //! round differently.
 
-use super::blocks::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 use super::each_block;
 use super::float::f16_le;
+use crate::ggml::blocks::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` (`0..8`) of a
 /// `Q4_K`/`Q5_K` block.

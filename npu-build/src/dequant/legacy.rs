@@ -4,9 +4,9 @@
 //! as ggml's `dequantize_row_q*`): the f16 scale is widened, the code is converted to f32,
 //! then `d * q`, then `+ m` for the `_1` types.
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
 use super::each_block;
 use super::float::f16_le;
+use crate::ggml::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
 
 /// The 32 five-bit codes of a `Q5_*` block, unsigned (`0..=31`).
 #[inline(always)]

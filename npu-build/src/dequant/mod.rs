@@ -9,7 +9,7 @@
 //! # Formats
 //!
 //! The block layouts are ggml's, from `ggml/src/ggml-common.h`; each is a struct in
-//! [`blocks`] whose doc comment gives the bit layout and the formula. In short (`QK_K = 256`):
+//! [`crate::ggml::blocks`] whose doc comment gives the bit layout and the formula. In short (`QK_K = 256`):
 //!
 //! | type | values/block | bytes | formula per value |
 //! |---|---|---|---|
@@ -44,7 +44,6 @@
 //! checks, and vectorize. No `unsafe` is used: blocks are copied out of the byte slice into
 //! their structs, which the optimizer folds into direct loads.
 
-pub mod blocks;
 mod float;
 mod iquants;
 mod kquants;
@@ -52,7 +51,7 @@ mod legacy;
 
 pub use float::{f16_le, f16_to_f32};
 
-use crate::gguf::GgmlType;
+use crate::ggml::GgmlType;
 use core::fmt;
 
 /// Why a dequantization could not run.

@@ -103,6 +103,7 @@ impl ObjTarget {
     }
 
     /// The host this process runs on (for tests).
+    #[cfg(test)]
     pub fn host() -> ObjTarget {
         ObjTarget {
             arch: std::env::consts::ARCH.into(),

@@ -2,7 +2,7 @@
 
 use super::value::ValueType;
 use crate::dequant::DequantError;
-use crate::gguf::GgmlType;
+use crate::ggml::GgmlType;
 use core::fmt;
 
 /// A GGUF file could not be read, or a value in it could not be used.

@@ -1,46 +1,21 @@
 //! Typed hyperparameters and a tokenizer summary, from the metadata keys llama.cpp writes.
 //!
-//! Architectures are rows of [`ARCHITECTURES`]: every supported architecture stores its
-//! hyperparameters under `{arch}.` with the same key names, so a new one that follows the
-//! llama layout is one more row (its name and rope style).
+//! Architectures are the rows of the runtime's table ([`ARCHS`]): every supported
+//! architecture stores its hyperparameters under `{arch}.` with the same key names, so a new
+//! one that follows the llama layout is one more row there, read here unchanged.
 
 use super::error::ErrorKind;
 use super::{Error, Gguf};
+pub use npu_runtime::model::RopeStyle;
+use npu_runtime::model::ARCHS;
 
-/// How rotary position embedding pairs up the dimensions of a head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RopeStyle {
-    /// Rotate adjacent pairs `(x[2i], x[2i+1])` (ggml `LLAMA_ROPE_TYPE_NORM`; the llama
-    /// converter permutes Q/K so this matches the original model).
-    Normal,
-    /// Rotate halves `(x[i], x[i + n/2])` (ggml `LLAMA_ROPE_TYPE_NEOX`).
-    Neox,
-}
-
-impl RopeStyle {
-    /// Lower-case name: `"normal"` or `"neox"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            RopeStyle::Normal => "normal",
-            RopeStyle::Neox => "neox",
-        }
+/// Lower-case name of a rope style, as llama.cpp prints it: `"normal"` or `"neox"`.
+pub const fn rope_style_name(style: RopeStyle) -> &'static str {
+    match style {
+        RopeStyle::Normal => "normal",
+        RopeStyle::Neox => "neox",
     }
 }
-
-/// What differs between supported architectures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArchSpec {
-    /// The value of `general.architecture` (and the metadata key prefix).
-    pub name: &'static str,
-    /// Rope pairing, as llama.cpp's `llama_model_rope_type` assigns it.
-    pub rope_style: RopeStyle,
-}
-
-/// The architectures [`Gguf::hparams`] reads.
-pub const ARCHITECTURES: &[ArchSpec] = &[
-    ArchSpec { name: "llama", rope_style: RopeStyle::Normal },
-    ArchSpec { name: "qwen2", rope_style: RopeStyle::Neox },
-];
 
 /// Hyperparameters of a decoder-only transformer, read and cross-checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,13 +82,13 @@ impl Gguf<'_> {
         })
     }
 
-    /// The typed hyperparameters, for an architecture in [`ARCHITECTURES`].
+    /// The typed hyperparameters, for an architecture in the runtime's [`ARCHS`].
     pub fn hparams(&self) -> Result<HParams, Error> {
         let arch = self.architecture()?;
-        let spec = ARCHITECTURES.iter().find(|s| s.name == arch).ok_or_else(|| {
+        let spec = ARCHS.iter().find(|s| s.name == arch).ok_or_else(|| {
             self.err(ErrorKind::UnsupportedArchitecture {
                 arch: arch.to_owned(),
-                supported: ARCHITECTURES.iter().map(|s| s.name).collect(),
+                supported: ARCHS.iter().map(|s| s.name).collect(),
             })
         })?;
         let key = |k: &str| format!("{arch}.{k}");

@@ -67,15 +67,15 @@
 //! minimum number of bytes). A cargo-fuzz target (`npu-build/fuzz`) exercises this.
 
 mod error;
-pub mod ggml_type;
+
 mod hparams;
 mod reader;
 mod tensor;
 mod value;
 
+pub use crate::ggml::GgmlType;
 pub use error::{Error, ErrorKind};
-pub use ggml_type::GgmlType;
-pub use hparams::{ArchSpec, HParams, RopeStyle, TokenizerSummary, ARCHITECTURES};
+pub use hparams::{rope_style_name, HParams, RopeStyle, TokenizerSummary};
 pub use tensor::TensorInfo;
 pub use value::{Array, ArrayIter, Value, ValueType, MAX_ARRAY_DEPTH};
 

@@ -24,6 +24,9 @@
 //! - **norm weights, biases and every other non-matrix tensor**: f32, unchanged. They are
 //!   tiny and multiply activations elementwise, so any rounding there is pure loss.
 
+mod codes;
+
+pub use codes::{encode_rows, Codes, Encoded};
 use npu_runtime::exec::{quant, rotate};
 pub use npu_runtime::format::Scheme;
 use npu_runtime::format::{Geometry, Rotation};

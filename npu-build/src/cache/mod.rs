@@ -1,7 +1,7 @@
 //! Content-hash keyed cache of packed models.
 //!
 //! Cargo reruns a build script when a `rerun-if-changed` file's mtime moves, so `touch
-//! model.gguf` or a fresh checkout of the same bytes reruns [`crate::compile()`]. The work it
+//! model.gguf` or a fresh checkout of the same bytes reruns the build script. The work it
 //! would redo (dequantize, quantize, pack: seconds to minutes) is keyed here by a SHA-256 of
 //! everything the packed output depends on: the model file's bytes, the target and scheme,
 //! the format version, npu-build's version and the build script executable itself (so a
@@ -14,13 +14,16 @@
 //! a later run would trust. The root is `OUT_DIR/npu-model/cache` (per profile and target,
 //! as cargo requires) unless `NPU_BUILD_CACHE` names a directory shared between target dirs.
 
+mod entry;
+
+pub use entry::{Entry, BLOB_FILE, ENTRY_FILE};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Bumped when the layout of a cache entry changes.
-const ENTRY_VERSION: &str = "npu-model cache entry v1";
+const ENTRY_VERSION: &str = "npu-model cache entry v2";
 
 /// SHA-256 of a file, read in 4 MiB chunks (no memory map: a plain read is as fast from the
 /// page cache and cannot fault on a file truncated meanwhile).
@@ -109,6 +112,11 @@ impl Cache {
     pub fn get(&self, key: &Key) -> Option<PathBuf> {
         let dir = self.root.join(key.hex());
         dir.join("complete").is_file().then_some(dir)
+    }
+
+    /// Removes an entry (one found corrupt), so that [`Cache::put`] can replace it.
+    pub fn remove(&self, key: &Key) {
+        let _ = std::fs::remove_dir_all(self.root.join(key.hex()));
     }
 
     /// Stores an entry: `fill` writes its files into a fresh temporary directory, which is

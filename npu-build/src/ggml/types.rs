@@ -4,7 +4,7 @@
 //! mirrored by gguf-py's `GGML_QUANT_SIZES`. Ids that ggml retired (4, 5, 31–33, 36–38) are
 //! never reused there, so they are unknown here too. Every type a GGUF may name is listed, so
 //! the reader can size every tensor even when this crate cannot dequantize its type; whether a
-//! type can be dequantized is [`crate::dequant::supported`].
+//! type can be dequantized is `dequant::supported`.
 
 use core::fmt;
 

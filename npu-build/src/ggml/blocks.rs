@@ -10,7 +10,7 @@
 //!
 //! Field names follow ggml's so the formulas in the dequantizers read like ggml's reference.
 
-use crate::gguf::GgmlType;
+use super::GgmlType;
 use core::mem::{align_of, size_of};
 
 /// Defines one block struct, its `from_bytes` reader and its compile-time size checks.

@@ -1,0 +1,210 @@
+//! What a cache entry records beside its files: `entry.json`, typed. An entry that is missing,
+//! unreadable, of another version or inconsistent with its blob is rejected as a whole; the
+//! caller treats that as a miss and packs again.
+
+use npu_runtime::model::{Arch, ModelConfig, RopeStyle};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The file in an entry's directory holding its [`Entry`].
+pub const ENTRY_FILE: &str = "entry.json";
+
+/// The packed blob's file in an entry's directory.
+pub const BLOB_FILE: &str = "blob";
+
+/// Version of [`Entry`]'s shape.
+const ENTRY_JSON_VERSION: u32 = 1;
+
+/// The facts about a packed model that later runs read without unpacking it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Length of the blob file in bytes.
+    pub blob_len: u64,
+    /// SHA-256 of the blob.
+    pub blob_sha256: [u8; 32],
+    /// The model's config at its trained context length.
+    pub config: ModelConfig,
+}
+
+/// [`ModelConfig`] on disk: names for enums, bit patterns for floats (exact round trip).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigJson {
+    arch: String,
+    n_layers: u32,
+    d_model: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    ff: u32,
+    vocab: u32,
+    rope_base_bits: u32,
+    rope_dim: u32,
+    rope_neox: bool,
+    rms_eps_bits: u32,
+    qkv_bias: bool,
+    tied_output: bool,
+    context_len: u32,
+    eos: u32,
+    eot: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryJson {
+    version: u32,
+    blob_len: u64,
+    blob_sha256: String,
+    config: ConfigJson,
+}
+
+impl Entry {
+    /// `entry.json`'s text.
+    pub fn to_json(&self) -> String {
+        let c = &self.config;
+        let doc = EntryJson {
+            version: ENTRY_JSON_VERSION,
+            blob_len: self.blob_len,
+            blob_sha256: super::hex(&self.blob_sha256),
+            config: ConfigJson {
+                arch: c.arch.name().to_string(),
+                n_layers: c.n_layers,
+                d_model: c.d_model,
+                n_heads: c.n_heads,
+                n_kv_heads: c.n_kv_heads,
+                head_dim: c.head_dim,
+                ff: c.ff,
+                vocab: c.vocab,
+                rope_base_bits: c.rope_base.to_bits(),
+                rope_dim: c.rope_dim,
+                rope_neox: c.rope_style == RopeStyle::Neox,
+                rms_eps_bits: c.rms_eps.to_bits(),
+                qkv_bias: c.qkv_bias,
+                tied_output: c.tied_output,
+                context_len: c.context_len,
+                eos: c.eos,
+                eot: c.eot,
+            },
+        };
+        serde_json::to_string_pretty(&doc).expect("a cache entry serializes") + "\n"
+    }
+
+    /// Parses `entry.json`'s text.
+    pub fn from_json(text: &str) -> Result<Entry, String> {
+        let doc: EntryJson = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if doc.version != ENTRY_JSON_VERSION {
+            return Err(format!("entry version {} (expected {ENTRY_JSON_VERSION})", doc.version));
+        }
+        let blob_sha256 = parse_digest(&doc.blob_sha256)
+            .ok_or_else(|| format!("blob_sha256 `{}` is not 64 hex digits", doc.blob_sha256))?;
+        let j = doc.config;
+        let arch = Arch::from_name(&j.arch).ok_or_else(|| format!("unknown arch `{}`", j.arch))?;
+        let mut c = ModelConfig::new(
+            arch,
+            j.n_layers,
+            j.d_model,
+            j.n_heads,
+            j.n_kv_heads,
+            j.head_dim,
+            j.ff,
+            j.vocab,
+            f32::from_bits(j.rope_base_bits),
+            f32::from_bits(j.rms_eps_bits),
+            j.tied_output,
+            j.context_len,
+            j.eos,
+        );
+        c.rope_dim = j.rope_dim;
+        c.rope_style = if j.rope_neox { RopeStyle::Neox } else { RopeStyle::Normal };
+        c.qkv_bias = j.qkv_bias;
+        c.eot = j.eot;
+        Ok(Entry { blob_len: doc.blob_len, blob_sha256, config: c })
+    }
+
+    /// Reads the entry in directory `dir` and checks that its blob file has the recorded
+    /// length. The message says what is wrong.
+    pub fn load(dir: &Path) -> Result<Entry, String> {
+        let path = dir.join(ENTRY_FILE);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let entry = Entry::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let blob = dir.join(BLOB_FILE);
+        let len = std::fs::metadata(&blob).map_err(|e| format!("{}: {e}", blob.display()))?.len();
+        if len != entry.blob_len {
+            return Err(format!(
+                "{}: {len} bytes, the entry records {}",
+                blob.display(),
+                entry.blob_len
+            ));
+        }
+        Ok(entry)
+    }
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        let mut c = ModelConfig::new(
+            Arch::Qwen2,
+            24,
+            896,
+            14,
+            2,
+            64,
+            4864,
+            151936,
+            1e6,
+            1e-6,
+            false,
+            512,
+            151645,
+        );
+        c.eot = Some(151645);
+        c.rope_dim = 32;
+        c.rope_style = RopeStyle::Neox;
+        Entry { blob_len: 3, blob_sha256: [0xab; 32], config: c }
+    }
+
+    #[test]
+    fn round_trips() {
+        let mut e = sample();
+        assert_eq!(Entry::from_json(&e.to_json()), Ok(e.clone()));
+        e.config.eot = None;
+        e.config.rope_style = RopeStyle::Normal;
+        assert_eq!(Entry::from_json(&e.to_json()), Ok(e));
+    }
+
+    #[test]
+    fn corrupt_entries_are_errors() {
+        let good = sample().to_json();
+        let bad_digest = good.replace(&"ab".repeat(32), &"zz".repeat(32));
+        let short_digest = good.replace(&"ab".repeat(32), "abab");
+        for text in ["", "{}", "not json", &good[..good.len() / 2], &bad_digest, &short_digest] {
+            assert!(Entry::from_json(text).is_err(), "{text}");
+        }
+        let dir = std::env::temp_dir().join(format!("npu-cache-entry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Entry::load(&dir).is_err());
+        std::fs::write(dir.join(ENTRY_FILE), &good).unwrap();
+        assert!(Entry::load(&dir).is_err(), "no blob");
+        std::fs::write(dir.join(BLOB_FILE), b"ab").unwrap();
+        assert!(Entry::load(&dir).unwrap_err().contains("records 3"));
+        std::fs::write(dir.join(BLOB_FILE), b"abc").unwrap();
+        assert_eq!(Entry::load(&dir), Ok(sample()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

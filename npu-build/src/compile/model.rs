@@ -1,0 +1,287 @@
+//! One declaration, in five steps: resolve the file → take the packed model from the cache or
+//! pack it → check it against the declaration and target → embed the blob → write the code.
+
+use super::{Built, Ctx};
+use crate::cache::{self, Entry, Key, BLOB_FILE};
+use crate::codegen::{self, Assembly, BlobRef};
+use crate::config::model_config;
+use crate::declare::{self, Declaration, Embed, Site};
+use crate::embed::{self, ObjTarget};
+use crate::gguf::Gguf;
+use crate::pack::{self, PackOptions};
+use crate::protocol;
+use crate::tokenizer::OwnedTokenizerTables;
+use npu_runtime::model::{arena_bytes, ModelConfig};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+type Fail = (Site, String);
+
+/// Builds one declaration.
+pub(super) fn build(ctx: &Ctx, d: &Declaration) -> Result<Built, Fail> {
+    let file = resolve(ctx, d)?;
+    let target = ctx.target.clone().map_err(|m| (Site::Attr, m))?;
+    let (key, dir, entry, cache_hit) = cache_or_pack(ctx, d, &file)?;
+    let (config, embed) = check(d, &entry, &target)?;
+    let (blob, link_lib) = embed_blob(ctx, d, &dir, &entry, embed, &target)?;
+    write(ctx, d, &dir, &entry, config, blob)?;
+    Ok(Built { embed, cache_hit, key, link_lib })
+}
+
+/// The static library of a declaration (`-l static=<this>`).
+pub(super) fn lib_name(crate_name: &str, decl: &str) -> String {
+    format!("npu_model_{}_{decl}", crate_name.replace('-', "_"))
+}
+
+/// The model file `path` names, which must exist.
+fn resolve(ctx: &Ctx, d: &Declaration) -> Result<PathBuf, Fail> {
+    // Declared before resolving: an unset variable fails the declaration, and setting it
+    // later must rerun this script instead of replaying the stale error.
+    if let Ok((Some(v), _)) = declare::split_env(&d.path) {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
+    let resolved = declare::resolve_path(&d.path, &ctx.manifest_dir, |v| std::env::var(v).ok())
+        .map_err(|m| (Site::Path, m))?;
+    let file = resolved.file;
+    // Declared even when missing: cargo reruns the script once the file appears.
+    println!("cargo:rerun-if-changed={}", file.display());
+    if !file.is_file() {
+        let how = match &resolved.env_var {
+            Some(v) => format!("`${{{v}}}` expanded from the environment"),
+            None => format!("relative to CARGO_MANIFEST_DIR {}", ctx.manifest_dir.display()),
+        };
+        return Err((
+            Site::Path,
+            format!("model file not found: {} (path = \"{}\", {how})", file.display(), d.path),
+        ));
+    }
+    Ok(file)
+}
+
+/// The cache entry for packing `file` as declared: found, or packed and stored. An entry
+/// that does not load (corrupt, half-deleted, of an older shape) is packed again.
+fn cache_or_pack(
+    ctx: &Ctx,
+    d: &Declaration,
+    file: &Path,
+) -> Result<(Key, PathBuf, Entry, bool), Fail> {
+    let t0 = Instant::now();
+    let digest = cache::hash_file(file)
+        .map_err(|e| (Site::Path, format!("reading {}: {e}", file.display())))?;
+    let hash_time = t0.elapsed();
+    let key = Key::new(
+        &digest,
+        &[
+            d.target.name.as_bytes(),
+            d.scheme.name().as_bytes(),
+            &codegen::CODEGEN_VERSION.to_le_bytes(),
+        ],
+    );
+    let found = ctx.cache.get(&key).and_then(|dir| match Entry::load(&dir) {
+        Ok(entry) => Some((dir, entry)),
+        Err(why) => {
+            println!("cargo:warning=npu-model: `{}`: ignoring a bad cache entry: {why}", d.name);
+            ctx.cache.remove(&key);
+            None
+        }
+    });
+    let hit = found.is_some();
+    let (dir, entry) = match found {
+        Some(f) => f,
+        None => pack_into_cache(ctx, d, file, &key)?,
+    };
+    ctx.log(|| {
+        format!(
+            "`{}`: hashed {} MiB in {:.2} s; cache {}",
+            d.name,
+            std::fs::metadata(file).map_or(0, |m| m.len()) >> 20,
+            hash_time.as_secs_f64(),
+            if hit { "hit" } else { "miss (packed)" }
+        )
+    });
+    Ok((key, dir, entry, hit))
+}
+
+/// Reads, packs and code-generates a model into a new cache entry.
+fn pack_into_cache(
+    ctx: &Ctx,
+    d: &Declaration,
+    file: &Path,
+    key: &Key,
+) -> Result<(PathBuf, Entry), Fail> {
+    let t0 = Instant::now();
+    let g =
+        Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
+    let tok =
+        OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
+    let config = model_config(&g, &tok, None).map_err(|e| (Site::Path, e))?;
+    let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
+    let packed = pack::pack(&g, &opts).map_err(|e| {
+        let site = match e {
+            pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. }) => Site::Quant,
+            _ => Site::Path,
+        };
+        (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
+    })?;
+    let entry = Entry {
+        blob_len: packed.blob.len() as u64,
+        blob_sha256: cache::sha256(&packed.blob),
+        config,
+    };
+    let part = codegen::model_part(&packed, &tok.to_rust_source("NPU_TOK"));
+    let dir = ctx
+        .cache
+        .put(key, |dir| {
+            std::fs::write(dir.join(BLOB_FILE), &packed.blob)?;
+            std::fs::write(dir.join("model.rs"), &part)?;
+            std::fs::write(dir.join("report.json"), packed.report.to_json())?;
+            std::fs::write(dir.join("tensors.json"), packed.tensors_json())?;
+            std::fs::write(dir.join(cache::ENTRY_FILE), entry.to_json())
+        })
+        .map_err(|e| {
+            (Site::Attr, format!("writing the cache entry in {}: {e}", ctx.cache.root().display()))
+        })?;
+    ctx.log(|| {
+        let secs = t0.elapsed().as_secs_f64();
+        format!("`{}`: packed in {secs:.2} s ({})", d.name, packed.report.summary_line())
+    });
+    Ok((dir, entry))
+}
+
+/// The config at the declared context, and the embedding, once the model is known to fit the
+/// declaration and the target.
+fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelConfig, Embed), Fail> {
+    let mut config = entry.config;
+    let trained = config.context_len;
+    // Context: the declaration's, checked against the trained length; by default the smaller
+    // of DEFAULT_CONTEXT and the trained length.
+    let context = match (d.context_given, d.context > trained) {
+        (true, true) => {
+            let msg = format!(
+                "context = {} exceeds the model's trained context length {trained}",
+                d.context
+            );
+            return Err((Site::Context, msg));
+        }
+        (true, false) => d.context,
+        (false, _) => d.context.min(trained),
+    };
+    config.context_len = context;
+    if let Some(why) = config.invalid() {
+        let msg = format!("the model's hyperparameters are not supported by npu-runtime: {why}");
+        return Err((Site::Path, msg));
+    }
+    let arena = arena_bytes(&config, context) as u64;
+    if entry.blob_len.saturating_add(arena) > d.target.iommu_window {
+        return Err((
+            if d.context_given { Site::Context } else { Site::Quant },
+            format!(
+                "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {} bytes target `{}` addresses in one IOMMU domain; lower `context` or choose a smaller quant",
+                entry.blob_len, d.target.iommu_window, d.target.name
+            ),
+        ));
+    }
+    let site = if d.embed == Embed::Auto { Site::Attr } else { Site::Embed };
+    let embed = embed::check_limits(d.embed, entry.blob_len, target).map_err(|m| (site, m))?;
+    Ok((config, embed))
+}
+
+/// Puts the blob where the generated code finds it: a static library (`Object`) or a file
+/// for `include_bytes!`. A stamp naming mode, digest, symbol and target skips the work when
+/// nothing changed.
+fn embed_blob(
+    ctx: &Ctx,
+    d: &Declaration,
+    dir: &Path,
+    entry: &Entry,
+    embed: Embed,
+    target: &ObjTarget,
+) -> Result<(BlobRef, Option<String>), Fail> {
+    let gen = &ctx.gen_dir;
+    let blob_path = dir.join(BLOB_FILE);
+    let lib = lib_name(&ctx.crate_name, &d.name);
+    let lib_file = gen.join(target.static_lib_file(&lib));
+    let bytes_file = gen.join(format!("{}.blob", d.name));
+    let stamp_path = gen.join(format!("{}.stamp", d.name));
+    let symbol = embed::symbol_name(&ctx.crate_name, &d.name, &entry.blob_sha256);
+    let sha_hex = cache::hex(&entry.blob_sha256);
+    let stamp = format!("{} {} {} {:?}\n", embed.name(), sha_hex, symbol, target);
+    let fresh = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
+    let io = |e: std::io::Error| (Site::Attr, format!("writing {}: {e}", gen.display()));
+    let write_stamp = || {
+        cache::write_atomic(&stamp_path, |w| std::io::Write::write_all(w, stamp.as_bytes()))
+            .map_err(io)
+    };
+    let t1 = Instant::now();
+    let (out, stale) = match embed {
+        Embed::Object => {
+            if !(fresh && lib_file.is_file()) {
+                let _ = std::fs::remove_file(&stamp_path);
+                let f = std::fs::File::open(&blob_path).map_err(io)?;
+                // SAFETY: a cache entry is never modified after it is renamed into place.
+                let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+                embed::archive::write(&lib_file, &symbol, |w| {
+                    let align = npu_runtime::format::BLOB_ALIGN;
+                    embed::object_file::write(target, &symbol, &map, align, w)
+                })
+                .map_err(|m| (Site::Attr, m))?;
+                write_stamp()?;
+            }
+            ((BlobRef::Object { symbol }, Some(lib)), bytes_file)
+        }
+        _ => {
+            if !(fresh && bytes_file.is_file()) {
+                let _ = std::fs::remove_file(&stamp_path);
+                let blob = std::fs::read(&blob_path).map_err(io)?;
+                cache::write_if_changed(&bytes_file, &blob).map_err(io)?;
+                write_stamp()?;
+            }
+            ((BlobRef::Bytes { file: format!("{}.blob", d.name) }, None), lib_file)
+        }
+    };
+    let _ = std::fs::remove_file(stale);
+    ctx.log(|| {
+        let secs = t1.elapsed().as_secs_f64();
+        format!(
+            "`{}`: embedded {} bytes as {} in {secs:.2} s",
+            d.name,
+            entry.blob_len,
+            embed.name()
+        )
+    });
+    Ok(out)
+}
+
+/// Writes `OUT_DIR/npu-model/<Name>.rs` (and a copy of the packing report beside it).
+fn write(
+    ctx: &Ctx,
+    d: &Declaration,
+    dir: &Path,
+    entry: &Entry,
+    config: ModelConfig,
+    blob: BlobRef,
+) -> Result<(), Fail> {
+    let gen = &ctx.gen_dir;
+    let io = |e: std::io::Error| (Site::Attr, format!("writing {}: {e}", gen.display()));
+    let model_part = std::fs::read_to_string(dir.join("model.rs"))
+        .map_err(|e| (Site::Attr, format!("reading cache entry {}: {e}", dir.display())))?;
+    let assembly = Assembly {
+        name: &d.name,
+        path: &d.path,
+        target: d.target,
+        scheme: d.scheme,
+        config,
+        blob_len: entry.blob_len,
+        blob_sha256: entry.blob_sha256,
+        blob,
+    };
+    let code = codegen::assemble(&assembly, &model_part);
+    cache::write_if_changed(&gen.join(protocol::code_file(&d.name)), code.as_bytes())
+        .map_err(io)?;
+    let report = dir.join("report.json");
+    if report.is_file() {
+        let _ = std::fs::read(&report)
+            .map(|r| cache::write_if_changed(&gen.join(format!("{}.report.json", d.name)), &r));
+    }
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! The runtime's [`ModelConfig`] from a GGUF's metadata: one mapping, used by the build script
-//! ([`crate::compile()`]) and by the `npu` CLI, so a model baked in by `#[npu_model]` and the
+//! (`npu_build::compile()`) and by the `npu` CLI, so a model baked in by `#[npu_model]` and the
 //! same model packed in memory by `npu run` get the same hyperparameters and stop tokens.
 
 use crate::gguf::Gguf;

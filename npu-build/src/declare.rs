@@ -1,8 +1,8 @@
 //! The `#[npu_model(...)]` attribute's arguments: parsing and validation.
 //!
 //! This module is shared by the attribute macro (`npu-model-macro`, which depends on this
-//! crate) and the build script ([`crate::compile`], which finds the same attributes with
-//! [`crate::discover`]). One parser means one set of names, defaults and messages: the macro
+//! crate) and the build script (`npu_build::compile()`, which finds the same attributes in
+//! the crate's sources). One parser means one set of names, defaults and messages: the macro
 //! reports what it can check alone (names, kinds, syntax) at the exact argument's span; the
 //! build script checks what needs the file (it exists, its architecture, its tensor types).
 //! Target and scheme names come from `npu_runtime` ([`Target::by_name`], [`Scheme::parse`]),
@@ -239,41 +239,10 @@ pub fn parse_args(
     let quant = quant.ok_or_else(|| missing("quant"))?;
 
     check_path(&path.value()).map_err(|m| syn::Error::new(path.span(), m))?;
-    let target_names: Vec<&str> = Target::all().iter().map(|t| t.name).collect();
-    let t = Target::by_name(&target.value()).ok_or_else(|| {
-        syn::Error::new(target.span(), unknown("target", &target.value(), &target_names))
-    })?;
-    let scheme_names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
-    let s = Scheme::parse(&quant.value()).ok_or_else(|| {
-        syn::Error::new(quant.span(), unknown("quant", &quant.value(), &scheme_names))
-    })?;
-    t.scheme_spec(s).map_err(|e| syn::Error::new(quant.span(), e.to_string()))?;
+    let (t, s) = target_and_scheme(&target, &quant)?;
 
-    let (ctx, ctx_span) = match &context {
-        Some(lit) => {
-            let v: u64 = lit
-                .base10_parse()
-                .map_err(|_| syn::Error::new(lit.span(), "`context` must be a positive integer"))?;
-            if v == 0 || v > MAX_CONTEXT as u64 {
-                return Err(syn::Error::new(
-                    lit.span(),
-                    format!("`context` must be between 1 and {MAX_CONTEXT}, got {v}"),
-                ));
-            }
-            (v as u32, lit.span())
-        }
-        None => (DEFAULT_CONTEXT, attr_span),
-    };
-    let embed_names: Vec<&str> = Embed::ALL.iter().map(|e| e.name()).collect();
-    let (emb, emb_span) = match &embed {
-        Some(lit) => {
-            let e = Embed::ALL.into_iter().find(|e| e.name() == lit.value()).ok_or_else(|| {
-                syn::Error::new(lit.span(), unknown("embed mode", &lit.value(), &embed_names))
-            })?;
-            (e, lit.span())
-        }
-        None => (Embed::Auto, attr_span),
-    };
+    let (ctx, ctx_span) = context_arg(context.as_ref(), attr_span)?;
+    let (emb, emb_span) = embed_arg(embed.as_ref(), attr_span)?;
     Ok(Declaration {
         name: name.to_string(),
         path: path.value(),
@@ -292,6 +261,53 @@ pub fn parse_args(
             embed: emb_span,
         },
     })
+}
+
+/// The `context` value (checked) and its span; the default at the attribute when absent.
+fn context_arg(context: Option<&LitInt>, attr_span: Span) -> syn::Result<(u32, Span)> {
+    Ok(match context {
+        Some(lit) => {
+            let v: u64 = lit
+                .base10_parse()
+                .map_err(|_| syn::Error::new(lit.span(), "`context` must be a positive integer"))?;
+            if v == 0 || v > MAX_CONTEXT as u64 {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("`context` must be between 1 and {MAX_CONTEXT}, got {v}"),
+                ));
+            }
+            (v as u32, lit.span())
+        }
+        None => (DEFAULT_CONTEXT, attr_span),
+    })
+}
+
+/// The `embed` mode and its span; `auto` at the attribute when absent.
+fn embed_arg(embed: Option<&LitStr>, attr_span: Span) -> syn::Result<(Embed, Span)> {
+    let embed_names: Vec<&str> = Embed::ALL.iter().map(|e| e.name()).collect();
+    Ok(match embed {
+        Some(lit) => {
+            let e = Embed::ALL.into_iter().find(|e| e.name() == lit.value()).ok_or_else(|| {
+                syn::Error::new(lit.span(), unknown("embed mode", &lit.value(), &embed_names))
+            })?;
+            (e, lit.span())
+        }
+        None => (Embed::Auto, attr_span),
+    })
+}
+
+/// The target and scheme the `target` and `quant` values name, if the target runs it.
+fn target_and_scheme(target: &LitStr, quant: &LitStr) -> syn::Result<(&'static Target, Scheme)> {
+    let target_names: Vec<&str> = Target::all().iter().map(|t| t.name).collect();
+    let t = Target::by_name(&target.value()).ok_or_else(|| {
+        syn::Error::new(target.span(), unknown("target", &target.value(), &target_names))
+    })?;
+    let scheme_names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+    let s = Scheme::parse(&quant.value()).ok_or_else(|| {
+        syn::Error::new(quant.span(), unknown("quant", &quant.value(), &scheme_names))
+    })?;
+    t.scheme_spec(s).map_err(|e| syn::Error::new(quant.span(), e.to_string()))?;
+    Ok((t, s))
 }
 
 /// Checks that the item is a unit struct without generics (the generated code implements

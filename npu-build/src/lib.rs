@@ -1,22 +1,41 @@
 //! npu-build: the build-script half of npu-model.
 //!
-//! One weight's journey through this crate, in module order:
+//! # In a build script
 //!
-//! 1. [`gguf`]: read a GGUF file over a memory map (header, metadata, tensor table) and give
-//!    typed access to the model's hyperparameters.
-//! 2. [`dequant`]: turn a tensor's ggml blocks (any common ggml type) into f32 rows.
-//! 3. [`quant`]: pick a scheme (`fp16`, `int8`, `int8_hadamard`, `int4`, `int4_hadamard`) and
-//!    turn f32 rows into a pipeline's values: rotation, per-channel per-K-segment scales.
-//! 4. [`pack`]: place every tensor in its target's native layout, split across cores, into
-//!    one 64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
-//! 5. [`report`]: per-tensor weight and matmul-output error of the packed model.
-//! 6. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
+//! ```no_run
+//! // build.rs: finds every #[npu_model] declaration of the crate, packs each model (cached by
+//! // content hash), embeds its blob and writes the code the attribute expands to.
+//! npu_build::compile().unwrap();
+//! ```
 //!
-//! The `#[npu_model]` path (a build script calls [`compile()`]): [`declare`] (attribute
-//! arguments, shared with the macro), [`discover`] (find declarations in the crate's sources),
-//! [`config`] (the runtime's model config from metadata, shared with the CLI), [`cache`]
-//! (content-hash keyed packed models), [`codegen`] (the generated Rust), [`embed`]
-//! (blob into the binary: aligned `include_bytes!` or a linked object file).
+//! [`compile()`] is `Config::from_env().compile()`; [`Config`] sets the same things in code
+//! (`Config::new().cache_dir(..).threads(..).verbose(..).compile()`), with the environment
+//! variables `NPU_BUILD_CACHE`, `NPU_BUILD_THREADS` and `NPU_BUILD_VERBOSE` as the documented
+//! defaults of [`Config::from_env`]. Mistakes in a declaration are not `Err`: they become
+//! compile errors at the attribute ([`protocol`]).
+//!
+//! # Modules, in dependency order
+//!
+//! Each module uses only modules above it in this list (no cycles).
+//!
+//! 1. [`ggml`]: ggml's type table and block layouts.
+//! 2. [`dequant`]: a tensor's ggml blocks (any common ggml type) to f32 rows.
+//! 3. [`gguf`]: read a GGUF file over a memory map (header, metadata, tensor table) and give
+//!    typed access to the model's hyperparameters (for the runtime's architectures).
+//! 4. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
+//! 5. [`config`]: the runtime's model config from metadata (shared with the CLI).
+//! 6. [`quant`]: schemes by name, and f32 rows to a pipeline's values (rotation,
+//!    per-channel per-K-segment scales).
+//! 7. [`rng`], [`report`]: the report's deterministic activation batch; per-tensor weight and
+//!    matmul-output error of the packed model.
+//! 8. [`pack`]: every tensor in its target's native layout, split across cores, into one
+//!    64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
+//! 9. [`declare`]: the attribute's arguments (shared with the macro); [`protocol`]: the files
+//!    through which the build script reports to the attribute.
+//! 10. The build path, private: `discover` (declarations in the crate's sources), `cache`
+//!     (content-hash keyed packed models), `embed` (the blob into the binary: aligned
+//!     `include_bytes!` or a linked object file), `codegen` (the generated Rust), `compile`
+//!     ([`Config`]).
 #![deny(missing_docs)]
 
 mod cache;

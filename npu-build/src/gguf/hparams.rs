@@ -159,36 +159,7 @@ impl Gguf<'_> {
             ));
         }
 
-        let embd = self.tensor("token_embd.weight");
-        let vocab_size = match self.get_array("tokenizer.ggml.tokens")? {
-            Some(a) => u32::try_from(a.len()).ok(),
-            None => match self.get_u32(&key("vocab_size"))? {
-                Some(n) => Some(n),
-                None => embd.and_then(|t| t.dims().get(1)).and_then(|&n| u32::try_from(n).ok()),
-            },
-        };
-        let vocab_size = match vocab_size {
-            Some(n) if n > 0 => n,
-            _ => {
-                return Err(self.bad(
-                    "tokenizer.ggml.tokens",
-                    "vocabulary size unknown or zero (no tokens array, vocab_size or token_embd.weight)".to_owned(),
-                ))
-            }
-        };
-        // llama.cpp rejects a token embedding of any other shape; catching it here names the
-        // cause instead of failing later in the packer.
-        if let Some(t) = embd {
-            if t.dims() != [u64::from(embedding_length), u64::from(vocab_size)] {
-                return Err(self.bad(
-                    "token_embd.weight",
-                    format!(
-                        "tensor shape {:?} does not match [embedding_length {embedding_length}, vocab {vocab_size}]",
-                        t.dims()
-                    ),
-                ));
-            }
-        }
+        let vocab_size = self.vocab_size(arch, embedding_length)?;
 
         Ok(HParams {
             architecture: arch.to_owned(),
@@ -222,6 +193,43 @@ impl Gguf<'_> {
             add_bos: self.get_bool("tokenizer.ggml.add_bos_token")?,
             has_chat_template: self.get("tokenizer.chat_template").is_some(),
         })
+    }
+
+    /// Tokens: length of `tokenizer.ggml.tokens`, else `{arch}.vocab_size`, else the second
+    /// dimension of `token_embd.weight`; checked against that tensor's shape.
+    fn vocab_size(&self, arch: &str, embedding_length: u32) -> Result<u32, Error> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let embd = self.tensor("token_embd.weight");
+        let vocab_size = match self.get_array("tokenizer.ggml.tokens")? {
+            Some(a) => u32::try_from(a.len()).ok(),
+            None => match self.get_u32(&key("vocab_size"))? {
+                Some(n) => Some(n),
+                None => embd.and_then(|t| t.dims().get(1)).and_then(|&n| u32::try_from(n).ok()),
+            },
+        };
+        let vocab_size = match vocab_size {
+            Some(n) if n > 0 => n,
+            _ => {
+                return Err(self.bad(
+                    "tokenizer.ggml.tokens",
+                    "vocabulary size unknown or zero (no tokens array, vocab_size or token_embd.weight)".to_owned(),
+                ))
+            }
+        };
+        // llama.cpp rejects a token embedding of any other shape; catching it here names the
+        // cause instead of failing later in the packer.
+        if let Some(t) = embd {
+            if t.dims() != [u64::from(embedding_length), u64::from(vocab_size)] {
+                return Err(self.bad(
+                    "token_embd.weight",
+                    format!(
+                        "tensor shape {:?} does not match [embedding_length {embedding_length}, vocab {vocab_size}]",
+                        t.dims()
+                    ),
+                ));
+            }
+        }
+        Ok(vocab_size)
     }
 
     fn bad(&self, key: &str, detail: String) -> Error {

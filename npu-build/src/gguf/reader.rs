@@ -172,7 +172,19 @@ impl<'a> Cursor<'a> {
 pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
     let file_len = buf.len() as u64;
     let mut c = Cursor { buf, pos: 0 };
+    let (version, tensor_count, kv_count) = header(&mut c, file_len)?;
+    let (meta, meta_index) = metadata(&mut c, kv_count)?;
+    let alignment = alignment(buf, &meta, &meta_index)?;
+    let (mut tensors, tensor_index) = tensor_infos(&mut c, tensor_count, alignment)?;
+    // The data section starts at the next multiple of the alignment. It may lie past the end of
+    // a file without tensor data; only tensors' ranges must be inside the file.
+    let data_start = place_tensors(c.offset(), alignment, file_len, &mut tensors)?;
+    check_overlap(&tensors)?;
+    Ok(Parsed { version, alignment, data_start, meta, meta_index, tensors, tensor_index })
+}
 
+/// Magic, version and the two counts, each count bounded by the bytes that remain.
+fn header(c: &mut Cursor<'_>, file_len: u64) -> Result<(u32, u64, u64), ErrorKind> {
     let magic = c.array::<4>(&|| "magic".to_owned())?;
     if magic != MAGIC {
         return Err(ErrorKind::BadMagic { found: magic });
@@ -204,8 +216,13 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
             max: rest / MIN_TENSOR_INFO_LEN,
         });
     }
+    Ok((version, tensor_count, kv_count))
+}
 
-    // Metadata.
+type MetaTable = (Vec<MetaEntry>, BTreeMap<String, usize>);
+
+/// The metadata entries, in file order, with an index by key (duplicate keys are errors).
+fn metadata(c: &mut Cursor<'_>, kv_count: u64) -> Result<MetaTable, ErrorKind> {
     let mut meta: Vec<MetaEntry> = Vec::new();
     let mut meta_index = BTreeMap::new();
     for i in 0..kv_count {
@@ -225,10 +242,17 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
         }
         meta.push(MetaEntry { key: key.to_owned(), ty, start, end: c.pos });
     }
+    Ok((meta, meta_index))
+}
 
-    let alignment = alignment(buf, &meta, &meta_index)?;
+type TensorTable = (Vec<TensorInfo>, BTreeMap<String, usize>);
 
-    // Tensor infos.
+/// The tensor infos, in file order, with an index by name; offsets relative to the data section.
+fn tensor_infos(
+    c: &mut Cursor<'_>,
+    tensor_count: u64,
+    alignment: u64,
+) -> Result<TensorTable, ErrorKind> {
     let mut tensors: Vec<TensorInfo> = Vec::new();
     let mut tensor_index = BTreeMap::new();
     for i in 0..tensor_count {
@@ -264,15 +288,22 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
         }
         tensors.push(t);
     }
+    Ok((tensors, tensor_index))
+}
 
-    // The data section starts at the next multiple of the alignment. It may lie past the end of
-    // a file without tensor data; only tensors' ranges must be inside the file.
-    let infos_end = c.offset();
+/// Start of the data section (after the infos ending at `infos_end`); sets every tensor's
+/// absolute file offset, checking that its bytes are inside the file.
+fn place_tensors(
+    infos_end: u64,
+    alignment: u64,
+    file_len: u64,
+    tensors: &mut [TensorInfo],
+) -> Result<u64, ErrorKind> {
     let data_start =
         infos_end.checked_next_multiple_of(alignment).ok_or(ErrorKind::BadAlignment {
             found: format!("{alignment} (data section start overflows)"),
         })?;
-    for t in &mut tensors {
+    for t in tensors.iter_mut() {
         let start = data_start.checked_add(t.offset());
         let end = start.and_then(|s| s.checked_add(t.n_bytes()));
         match (start, end) {
@@ -287,9 +318,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ErrorKind> {
             }
         }
     }
-    check_overlap(&tensors)?;
-
-    Ok(Parsed { version, alignment, data_start, meta, meta_index, tensors, tensor_index })
+    Ok(data_start)
 }
 
 /// `general.alignment`, if present: any nonnegative integer type that is a nonzero power of two

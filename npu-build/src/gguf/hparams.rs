@@ -141,24 +141,7 @@ impl Gguf<'_> {
         if !(rms_norm_eps.is_finite() && rms_norm_eps > 0.0) {
             return Err(self.bad(&eps_key, format!("{rms_norm_eps} is not a positive number")));
         }
-        let rope_freq_base = self.get_f32(&key("rope.freq_base"))?.unwrap_or(10000.0);
-        if !(rope_freq_base.is_finite() && rope_freq_base > 0.0) {
-            return Err(self.bad(
-                &key("rope.freq_base"),
-                format!("{rope_freq_base} is not a positive number"),
-            ));
-        }
-        let rope_dimension_count = self.get_u32(&key("rope.dimension_count"))?.unwrap_or(head_dim);
-        if rope_dimension_count == 0
-            || !rope_dimension_count.is_multiple_of(2)
-            || rope_dimension_count > head_dim
-        {
-            return Err(self.bad(
-                &key("rope.dimension_count"),
-                format!("{rope_dimension_count} must be even, nonzero and at most the head dimension {head_dim}"),
-            ));
-        }
-
+        let (rope_freq_base, rope_dimension_count) = self.rope(arch, head_dim)?;
         let vocab_size = self.vocab_size(arch, embedding_length)?;
 
         Ok(HParams {
@@ -193,6 +176,30 @@ impl Gguf<'_> {
             add_bos: self.get_bool("tokenizer.ggml.add_bos_token")?,
             has_chat_template: self.get("tokenizer.chat_template").is_some(),
         })
+    }
+
+    /// `{arch}.rope.freq_base` (default 10000) and `{arch}.rope.dimension_count` (default
+    /// `head_dim`), checked.
+    fn rope(&self, arch: &str, head_dim: u32) -> Result<(f32, u32), Error> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let rope_freq_base = self.get_f32(&key("rope.freq_base"))?.unwrap_or(10000.0);
+        if !(rope_freq_base.is_finite() && rope_freq_base > 0.0) {
+            return Err(self.bad(
+                &key("rope.freq_base"),
+                format!("{rope_freq_base} is not a positive number"),
+            ));
+        }
+        let rope_dimension_count = self.get_u32(&key("rope.dimension_count"))?.unwrap_or(head_dim);
+        if rope_dimension_count == 0
+            || !rope_dimension_count.is_multiple_of(2)
+            || rope_dimension_count > head_dim
+        {
+            return Err(self.bad(
+                &key("rope.dimension_count"),
+                format!("{rope_dimension_count} must be even, nonzero and at most the head dimension {head_dim}"),
+            ));
+        }
+        Ok((rope_freq_base, rope_dimension_count))
     }
 
     /// Tokens: length of `tokenizer.ggml.tokens`, else `{arch}.vocab_size`, else the second

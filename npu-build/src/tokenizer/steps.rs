@@ -1,0 +1,173 @@
+//! The steps of [`OwnedTokenizerTables::build`](super::OwnedTokenizerTables::build), in order:
+//! attributes, text ids, specials, stored bytes and the sorted lookup, byte tokens, merges.
+
+use super::{attr, gpt2_decode, TokenizerBuildError, TokenizerKind, TokenizerSource};
+use npu_runtime::tokenizer::{BpeMerge, NO_TOKEN};
+use std::collections::HashMap;
+
+/// Per token, its attribute bits from `tokenizer.ggml.token_type` (normal when absent).
+pub(super) fn token_attrs(src: &TokenizerSource) -> Vec<u8> {
+    src.tokens
+        .iter()
+        .enumerate()
+        .map(|(i, _)| match src.token_types.get(i).copied().unwrap_or(1) {
+            1 => attr::NORMAL,
+            2 => attr::UNKNOWN,
+            3 => attr::CONTROL,
+            4 => attr::USER_DEFINED,
+            5 => attr::UNUSED,
+            6 => attr::BYTE,
+            _ => 0,
+        })
+        .collect()
+}
+
+/// Text → id, the last id winning for duplicated texts as in llama.cpp's map.
+pub(super) fn text_ids(src: &TokenizerSource) -> HashMap<&str, u32> {
+    let mut by_text: HashMap<&str, u32> = HashMap::with_capacity(src.tokens.len());
+    for (i, t) in src.tokens.iter().enumerate() {
+        by_text.insert(t.as_str(), i as u32);
+    }
+    by_text
+}
+
+/// Specials: control, user-defined and unknown tokens, longest first; marks the Phi-3 ones
+/// that strip whitespace after them.
+pub(super) fn specials(
+    src: &TokenizerSource,
+    attrs: &mut [u8],
+    by_text: &HashMap<&str, u32>,
+) -> Vec<u32> {
+    let n = src.tokens.len();
+    let mut specials: Vec<u32> = (0..n as u32)
+        .filter(|&i| attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+        .collect();
+    specials.sort_by(|&a, &b| {
+        src.tokens[b as usize].len().cmp(&src.tokens[a as usize].len()).then(a.cmp(&b))
+    });
+    // Phi-3: every special strips the whitespace after it, except <unk>, <s>, <|endoftext|>.
+    let name = src.model_name.as_deref().unwrap_or("").to_lowercase();
+    if name.contains("phi-3") || name.contains("phi3") {
+        for &id in &specials {
+            attrs[id as usize] |= attr::RSTRIP;
+        }
+        if let Some(&id) = by_text.get("</s>") {
+            attrs[id as usize] |= attr::RSTRIP;
+        }
+        for t in ["<unk>", "<s>", "<|endoftext|>"] {
+            if let Some(&id) = by_text.get(t) {
+                attrs[id as usize] &= !attr::RSTRIP;
+            }
+        }
+    }
+    specials
+}
+
+/// The bytes of token `id` in the concatenated store.
+fn tok_bytes<'a>((bytes, offsets): (&'a [u8], &[u32]), id: u32) -> &'a [u8] {
+    &bytes[offsets[id as usize] as usize..offsets[id as usize + 1] as usize]
+}
+
+/// `(token_bytes, token_offsets, sorted_ids)`.
+type StoredBytes = (Vec<u8>, Vec<u32>, Vec<u32>);
+
+/// Each token's stored bytes (concatenated, with `n + 1` offsets) and the searchable ids
+/// sorted by bytes.
+pub(super) fn stored_bytes(
+    src: &TokenizerSource,
+    kind: TokenizerKind,
+    attrs: &[u8],
+    by_text: &HashMap<&str, u32>,
+) -> Result<StoredBytes, TokenizerBuildError> {
+    let n = src.tokens.len();
+    let mut token_bytes = Vec::new();
+    let mut token_offsets = Vec::with_capacity(n + 1);
+    token_offsets.push(0u32);
+    let mut lookup: Vec<u32> = Vec::new();
+    for (i, text) in src.tokens.iter().enumerate() {
+        let verbatim = attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0;
+        let (bytes, searchable) = match kind {
+            TokenizerKind::Spm => (text.as_bytes().to_vec(), true),
+            TokenizerKind::Bpe => match gpt2_decode(text) {
+                // A special's text is matched and rendered verbatim; it is still found by
+                // BPE when its decoded form is the same bytes.
+                Some(raw) if verbatim => {
+                    let same = raw == text.as_bytes();
+                    (text.as_bytes().to_vec(), same)
+                }
+                Some(raw) => (raw, true),
+                None => (text.as_bytes().to_vec(), false),
+            },
+        };
+        // llama.cpp renames empty tokens so they cannot match anything.
+        let searchable =
+            searchable && !bytes.is_empty() && by_text.get(text.as_str()) == Some(&(i as u32));
+        token_bytes.extend_from_slice(&bytes);
+        token_offsets
+            .push(u32::try_from(token_bytes.len()).map_err(|_| {
+                TokenizerBuildError::Invalid("vocabulary larger than 4 GiB".into())
+            })?);
+        if searchable {
+            lookup.push(i as u32);
+        }
+    }
+    let tok = |id: u32| tok_bytes((&token_bytes, &token_offsets), id);
+    lookup.sort_by(|&a, &b| tok(a).cmp(tok(b)).then(a.cmp(&b)));
+    // Equal bytes from different texts (possible only for SPM-unreachable corner cases):
+    // keep the highest id, like a map filled in id order.
+    let mut sorted_ids: Vec<u32> = Vec::with_capacity(lookup.len());
+    for id in lookup {
+        match sorted_ids.last() {
+            Some(&last) if tok(last) == tok(id) => *sorted_ids.last_mut().unwrap() = id,
+            _ => sorted_ids.push(id),
+        }
+    }
+    Ok((token_bytes, token_offsets, sorted_ids))
+}
+
+/// Per byte value, the token that stands for it alone (BPE: by bytes; SPM: `<0xHH>`, else
+/// the single-character token), or `NO_TOKEN`.
+pub(super) fn byte_tokens(
+    kind: TokenizerKind,
+    store: (&[u8], &[u32]),
+    sorted_ids: &[u32],
+    by_text: &HashMap<&str, u32>,
+) -> Vec<u32> {
+    let tok = |id: u32| tok_bytes(store, id);
+    let find = |bytes: &[u8]| -> Option<u32> {
+        sorted_ids.binary_search_by(|&id| tok(id).cmp(bytes)).ok().map(|k| sorted_ids[k])
+    };
+    let mut byte_tokens = vec![NO_TOKEN; 256];
+    for b in 0..=255u8 {
+        byte_tokens[b as usize] = match kind {
+            TokenizerKind::Bpe => find(&[b]).unwrap_or(NO_TOKEN),
+            TokenizerKind::Spm => by_text
+                .get(format!("<0x{b:02X}>").as_str())
+                .copied()
+                .or_else(|| std::str::from_utf8(&[b]).ok().and_then(|s| by_text.get(s).copied()))
+                .unwrap_or(NO_TOKEN),
+        };
+    }
+    byte_tokens
+}
+
+/// BPE merges by token id, sorted by pair; a repeated pair keeps its first rank.
+pub(super) fn bpe_merges(src: &TokenizerSource, by_text: &HashMap<&str, u32>) -> Vec<BpeMerge> {
+    let mut merges = Vec::new();
+    let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
+    for (rank, m) in src.merges.iter().enumerate() {
+        // Split at the first space after the first character, as llama.cpp does.
+        let Some(pos) = m.char_indices().skip(1).find(|&(_, c)| c == ' ').map(|(p, _)| p) else {
+            continue;
+        };
+        let (l, r) = (&m[..pos], &m[pos + 1..]);
+        let (Some(&li), Some(&ri)) = (by_text.get(l), by_text.get(r)) else { continue };
+        let merged = by_text.get(format!("{l}{r}").as_str()).copied().unwrap_or(NO_TOKEN);
+        // A repeated pair keeps its first rank (llama.cpp's map emplace keeps the first).
+        if seen.insert((li, ri), rank).is_none() {
+            merges.push(BpeMerge { left: li, right: ri, rank: rank as u32, merged });
+        }
+    }
+    merges.sort_by_key(|m| (m.left, m.right));
+    merges
+}

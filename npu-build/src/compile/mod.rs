@@ -351,3 +351,38 @@ fn remove_stale(ctx: &Ctx, names: &[String]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_sets_what_it_names() {
+        let mut c = Config::new();
+        assert_eq!(
+            (c.cache_dir.clone(), c.threads, c.verbose, c.from_env),
+            (None, None, false, false)
+        );
+        c.cache_dir("/shared/npu").threads(0).verbose(true);
+        assert_eq!(c.cache_dir, Some(PathBuf::from("/shared/npu")));
+        assert_eq!(c.threads, Some(1), "at least one thread");
+        assert!(c.verbose && !c.from_env);
+    }
+
+    #[test]
+    fn duplicate_names_are_grouped_in_discovery_order() {
+        let f = |name: &str, line| Found {
+            name: name.into(),
+            file: "src/lib.rs".into(),
+            line,
+            decl: Err(String::new()),
+        };
+        let found = [f("A", 1), f("B", 2), f("", 3), f("A", 4)];
+        let u = unique_names(&found);
+        let got: Vec<(&str, usize)> =
+            u.iter().map(|(f, same)| (f.name.as_str(), same.len())).collect();
+        assert_eq!(got, [("A", 2), ("B", 1)]);
+        let msg = duplicate_message(u[0].0, &u[0].1);
+        assert!(msg.contains("src/lib.rs:1 and src/lib.rs:4"), "{msg}");
+    }
+}

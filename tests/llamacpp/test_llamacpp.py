@@ -25,7 +25,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = Path(os.environ.get("NPU_CACHE", Path.home() / ".cache" / "npu-model"))
-SHARED = Path(os.environ.get("NPU_SHARED", REPO.parent / "shared"))
+# llama.cpp reference outputs kept in the repository (tests/data/README.md).
+DATA = REPO / "tests" / "data"
 REQUIRE = os.environ.get("NPU_REQUIRE_MODELS") == "1"
 sys.path.insert(0, str(HERE))
 from make_f16 import make_f16  # noqa: E402
@@ -120,7 +121,7 @@ def test_fast_backend_is_bit_exact(npu, smol_f16, tmp_path):
 
 
 def test_kl_smollm2_fp16(llama_py, npu, smol_f16):
-    ids = need(SHARED / "reference" / "moby-dick.smollm2.ids.txt.gz", "Moby-Dick ids")
+    ids = DATA / "moby-dick.smollm2.ids.txt.gz"
     r = json.loads(compare(llama_py, npu, "kl", "--ref-model", smol_f16, "--model", smol_f16, "--ids", ids,
                            "--ctx", 512, "--n", 2048))
     print("SmolLM2 fp16/cpu vs llama.cpp F16:", r)
@@ -130,7 +131,7 @@ def test_kl_smollm2_fp16(llama_py, npu, smol_f16):
 
 @pytest.mark.parametrize("name", ["once", "chat"])
 def test_greedy_smollm2(npu, smol_f16, name):
-    ref = json.loads(need(SHARED / "reference" / f"greedy_{name}_F16.json", "reference").read_text())
+    ref = json.loads((DATA / f"greedy_{name}_F16.json").read_text())
     ours = greedy_npu(npu, smol_f16, ref["prompt_ids"])
     print(name, check_greedy(ref, ours, {2}))
 
@@ -168,7 +169,7 @@ def run_text(npu, model, *args, steps=32) -> subprocess.CompletedProcess:
 
 def ref_ids(name: str) -> list[int]:
     """llama.cpp's ids for a reference prompt: the last line of tokenize_{name}.txt."""
-    text = need(SHARED / "reference" / f"tokenize_{name}.txt", "reference").read_text()
+    text = (DATA / f"tokenize_{name}.txt").read_text()
     return json.loads(text.strip().splitlines()[-1])
 
 
@@ -180,7 +181,7 @@ def test_run_prompt_text_smollm2(npu, smol_f16):
     assert prompt == ref_ids("once")
     assert gen == greedy_npu(npu, smol_f16, prompt)
     text = run_text(npu, smol_f16, "--prompt", "Once upon a time").stdout.decode("utf-8")
-    ref = json.loads(need(SHARED / "reference" / "greedy_once_F16.json", "reference").read_text())
+    ref = json.loads((DATA / "greedy_once_F16.json").read_text())
     same = next((i for i, (a, b) in enumerate(zip(gen, ref["generated_ids"])) if a != b), min(len(gen), len(ref["generated_ids"])))
     assert same >= 16, f"greedy diverged from llama.cpp at step {same}"
     assert text.startswith("".join(st["piece"] for st in ref["steps"][:same])), text

@@ -1,12 +1,12 @@
-"""npu-model's runtime against llama.cpp (issue 5): next-token distributions (KL, top-1) and
+"""npu-model's runtime against llama.cpp: next-token distributions (KL, top-1) and
 greedy continuations, SmolLM2 on an F16 copy of the Q4_1 file and Qwen2.5-Coder-0.5B on an F16
 copy of its Q4_K_M file, both with quant fp16 on target cpu.
 
 llama.cpp runs in the llama-cpp-python venv ($NPU_LLAMA_PYTHON, built by scripts/env.sh's
 npu_llama_venv) through compare.py; the npu side through `npu logits` / `npu run`.
 Sizes (CI budget, ~12 of CI's 40 minutes on 2 cores): SmolLM2 KL over 2,048 Moby-Dick tokens
-(4 windows of 512), the issue's full size. Qwen2.5 KL is REDUCED to 512 tokens (one window)
-instead of the issue's 2,000: each Qwen window costs ~2 minutes here (llama.cpp's F16 pass plus
+(4 windows of 512), the full size. Qwen2.5 KL is REDUCED to 512 tokens (one window)
+instead of the full 2,000: each Qwen window costs ~2 minutes here (llama.cpp's F16 pass plus
 ours, on the same 2 cores), so the full size would add ~6 minutes. The whole file took 7m50s
 on 2 shared cores (Qwen greedy references generated from scratch, F16 copies cached).
 `npu run --prompt` (the model's tokenizer, streamed text) is checked on SmolLM2 against

@@ -70,7 +70,7 @@ impl ElemType {
 /// Symmetric quantization: `scale = absmax / qmax`, `q = clamp(round_half_away(v / scale),
 /// -qmax, qmax)` with `qmax` 127 or 7 (−128 and −8 are never produced, so the grid is
 /// symmetric and the int16 bound below holds); a segment of zeros gets scale 0 and codes 0.
-/// The rotation is described in [`crate::exec::rotate`].
+/// The rotation is described in `exec::rotate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// fp16 weights and activations, fp32 accumulation.
@@ -408,7 +408,7 @@ impl Region {
 }
 
 /// The randomized Hadamard rotation a weight was packed with; the runtime applies the same
-/// one to activations (see [`crate::exec::rotate`]).
+/// one to activations (see `exec::rotate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rotation {
     /// Block size B of the block-diagonal transform (a power of two dividing `k_pad`).
@@ -591,11 +591,26 @@ pub fn read_f32_at(blob: &[u8], at: u64) -> Option<f32> {
     Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// Identifies a target profile (the profiles themselves are in the `target` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetId {
+    /// Rockchip RK3588 / RK3588S: 3 NPU cores.
+    Rk3588,
+    /// Rockchip RK3576: 2 NPU cores.
+    Rk3576,
+    /// Rockchip RK3566: 1 NPU core.
+    Rk3566,
+    /// Rockchip RK3568: 1 NPU core (same NPU as RK3566).
+    Rk3568,
+    /// The portable CPU target: this project's own layouts and kernels.
+    Cpu,
+}
+
 /// A whole packed model as the runtime sees it: the blob and its descriptor table.
 #[derive(Clone, Copy, Debug)]
 pub struct PackedModel<'a> {
     /// Target the blob was packed for.
-    pub target: crate::target::TargetId,
+    pub target: TargetId,
     /// Scheme chosen for the model (individual tensors may differ, see the packer docs).
     pub scheme: Scheme,
     /// Descriptors in blob order.

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
-#[command(name = "npu", version, about = "Inspect, dequantize, pack, run and evaluate GGUF models with npu-model's packer and runtime")]
+#[command(
+    name = "npu",
+    version,
+    about = "Inspect, dequantize, pack, run and evaluate GGUF models with npu-model's packer and runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

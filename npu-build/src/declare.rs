@@ -1,7 +1,7 @@
 //! The `#[npu_model(...)]` attribute's arguments: parsing and validation.
 //!
 //! This module is shared by the attribute macro (`npu-model-macro`, which depends on this
-//! crate) and the build script ([`crate::compile`], which finds the same attributes with
+//! crate) and the build script ([`crate::compile()`], which finds the same attributes with
 //! [`crate::discover`]). One parser means one set of names, defaults and messages: the macro
 //! reports what it can check alone (names, kinds, syntax) at the exact argument's span; the
 //! build script checks what needs the file (it exists, its architecture, its tensor types).

@@ -2,7 +2,7 @@
 //!
 //! ## Modules, in dependency order
 //!
-//! - [`format`]: what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
+//! - [`format`](mod@format): what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
 //!   descriptors); [`target`]: chip profiles as const data.
 //! - [`exec`]: the reference executor of each NPU pipeline; [`backend`]: the seam every
 //!   matmul goes through (`CpuReference`, an RKNPU2 backend next); [`cpu`]: the fast CPU

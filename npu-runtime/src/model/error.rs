@@ -8,7 +8,7 @@ use core::fmt;
 pub enum ModelError {
     /// A matmul, embedding read or descriptor check failed.
     Runtime(Error),
-    /// The arena is smaller than [`arena_bytes`].
+    /// The arena is smaller than [`arena_bytes`](super::arena_bytes).
     ArenaTooSmall {
         /// Bytes needed.
         need: usize,
@@ -41,7 +41,7 @@ pub enum ModelError {
         /// Name (without the `blk.N.` prefix).
         name: &'static str,
     },
-    /// The config is inconsistent (see [`ModelConfig::invalid`]).
+    /// The config is inconsistent (see [`ModelConfig::invalid`](super::ModelConfig::invalid)).
     BadConfig(&'static str),
     /// An empty token list was given where at least one token is needed.
     NoTokens,

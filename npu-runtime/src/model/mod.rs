@@ -1,6 +1,6 @@
-//! Running a model, in dependency order: the hyperparameters ([`config`]), the arena a
-//! session lives in ([`arena`]), the packed weights resolved per block ([`weights`]), the
-//! transformer math ([`forward`]) and the [`Session`] that drives it, with the KV cache.
+//! Running a model, in dependency order: the hyperparameters (`config`), the arena a session
+//! lives in (`arena`), the packed weights resolved per block (`weights`), the transformer
+//! math (`forward`) and the [`Session`] that drives it, with the KV cache (`session`).
 //! Every architecture in [`ARCHS`] runs through the same forward pass.
 //!
 //! No allocator: the caller hands the session one `&mut [u8]` of at least

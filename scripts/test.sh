@@ -17,10 +17,18 @@ step() {
   "$@"
   echo "== test.sh: $1 took $((SECONDS - t0)) s"
 }
+# Fast gates first: formatting of every workspace, then the main workspace's lints.
+step scripts/lint.sh fmt
+step scripts/lint.sh clippy-main
+# The four crates package and build on their own; their docs build without warnings.
+step scripts/publish-check.sh
 step npu_venv
 step npu_llama_venv
 step scripts/fetch-models.sh all >/dev/null
 export NPU_REQUIRE_MODELS=1
+# Lints of the workspaces that embed models (their build scripts pack them, so they need the
+# models): examples, models-crate, firmware images, fuzz. bench/ is linted by scripts/bench.sh.
+step scripts/lint.sh clippy-side
 
 step cargo build --release --workspace --all-targets
 # The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.

@@ -1,4 +1,6 @@
-//! npu-build: the build-script half of npu-model.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! # In a build script
 //!

@@ -1,5 +1,6 @@
-//! The GGUF reader on the two real models (see docs in ../shared/docs/models.md): metadata,
-//! hyperparameters, tokenizer, the tensor table and row-chunked dequantization of every tensor.
+//! The GGUF reader on the two real models (SmolLM2-135M-Instruct Q4_1, Qwen2.5-Coder-0.5B
+//! Q4_K_M): metadata, hyperparameters, tokenizer, the tensor table and row-chunked
+//! dequantization of every tensor.
 //!
 //! Models live in `$NPU_CACHE` (default `~/.cache/npu-model`; `scripts/fetch-models.sh` fetches
 //! them). A missing model skips its test with a note, unless `NPU_REQUIRE_MODELS=1`. Run in

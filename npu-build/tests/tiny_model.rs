@@ -1,7 +1,7 @@
 //! The repo's default model, `models/tiny/moby-tiny.gguf` (trained by `models/tiny/train.py`):
 //!
 //! - the committed file is the one its `.sha256` names;
-//! - it fits the MCU budget of issue 7: int8 blob ≤ 2 MB (cpu and rk3588 packing) and the
+//! - it fits a microcontroller's budget: int8 blob ≤ 2 MB (cpu and rk3588 packing) and the
 //!   runtime arena for 256 positions (f16 KV cache included) ≤ 448 KiB, leaving 64 KiB of a
 //!   512 KiB RAM for stack and the rest of the firmware;
 //! - our tokenizer, built from the GGUF alone, gives the trainer's HF `tokenizers` ids for the

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
-#[command(name = "npu", version, about = "Inspect and dequantize GGUF models for npu-model")]
+#[command(
+    name = "npu",
+    version,
+    about = "Inspect, dequantize, pack, run and evaluate GGUF models with npu-model's packer and runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,8 @@ enum Command {
     Dequant(dequant::Args),
     /// Quantize and pack a GGUF for a target: model.blob, tensors.json, report.json.
     Pack(pack::Args),
-    /// Pack a GGUF in memory and generate text from a prompt (CPU reference backend).
+    /// Pack a GGUF in memory and generate from a prompt, a ChatML turn or token ids: streamed
+    /// text, greedy or sampled, on the fast CPU backend (the packed blob's numbers).
     Run(run::RunArgs),
     /// Pack a GGUF in memory and write the next-token logits of given ids (raw f32).
     Logits(run::LogitsArgs),

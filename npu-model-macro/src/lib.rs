@@ -1,4 +1,6 @@
-//! The `#[npu_model]` attribute: a model compiled into the binary at build time.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Details
 //!
 //! ```ignore
 //! use npu_model_macro::npu_model;

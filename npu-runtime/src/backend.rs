@@ -1,6 +1,6 @@
 //! The backend seam: where a model's matmuls leave the portable runtime.
 //!
-//! A [`Backend`] multiplies activations by one packed weight. The model code (issue 5) only
+//! A [`Backend`] multiplies activations by one packed weight. The model code (`model`) only
 //! ever calls [`Backend::matmul`]; which silicon does the work is the backend's business, and
 //! every backend must reproduce [`crate::exec::matmul`] (bit-exact for the integer pipelines,
 //! within the f32 summation bound for fp16).

@@ -1,19 +1,45 @@
 //! The runtime's error values. Nothing in this crate panics on bad input: every failure is one
 //! of these.
 
-use crate::format::Scheme;
-use crate::target::{Target, TargetId};
 use core::fmt;
+
+/// The names of the schemes a target runs, carried by [`Error::UnsupportedScheme`] so the
+/// message lists them without this module reading the target table: a bit mask over a static
+/// list of names (bit `i` set = `names[i]` supported), small enough to keep [`Error`] small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemeNames {
+    names: &'static [&'static str],
+    mask: u32,
+}
+
+impl SchemeNames {
+    /// The names of `names` whose bit is set in `mask` (bits past 31 cannot be set).
+    pub const fn new(names: &'static [&'static str], mask: u32) -> SchemeNames {
+        SchemeNames { names, mask }
+    }
+
+    /// The supported names, in list order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let mask = self.mask;
+        self.names
+            .iter()
+            .enumerate()
+            .filter(move |&(i, _)| i < 32 && mask >> i & 1 == 1)
+            .map(|(_, n)| *n)
+    }
+}
 
 /// Why a runtime operation could not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The target has no pipeline that runs this scheme.
     UnsupportedScheme {
-        /// The chip profile asked for.
-        target: TargetId,
-        /// The scheme asked for.
-        scheme: Scheme,
+        /// Name of the chip profile asked for.
+        target: &'static str,
+        /// Name of the scheme asked for.
+        scheme: &'static str,
+        /// The schemes the target does run.
+        supported: SchemeNames,
     },
     /// A descriptor does not describe bytes that exist in the blob, or its fields disagree
     /// with each other (a corrupt or mismatched table).
@@ -51,23 +77,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::UnsupportedScheme { target, scheme } => {
-                let t = Target::get(target);
-                write!(
-                    f,
-                    "target `{}` cannot run quant `{}`; it supports: ",
-                    t.name,
-                    scheme.name()
-                )?;
-                let mut first = true;
-                for s in Scheme::ALL {
-                    if t.scheme_spec(s).is_ok() {
-                        if !first {
-                            f.write_str(", ")?;
-                        }
-                        first = false;
-                        f.write_str(s.name())?;
+            Error::UnsupportedScheme { target, scheme, supported } => {
+                write!(f, "target `{target}` cannot run quant `{scheme}`; it supports: ")?;
+                for (i, s) in supported.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
                     }
+                    f.write_str(s)?;
                 }
                 Ok(())
             }

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn chatml_matches_the_reference_prompt() {
-        // /work/shared/reference/prompt_chat.txt, as llama.cpp's template renders it.
+        // tests/data/prompt_chat.txt, as llama.cpp's template renders it.
         let want = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWrite a short story about a robot who learns to paint.<|im_end|>\n<|im_start|>assistant\n";
         let msgs = [
             Message {

@@ -1,10 +1,8 @@
-//! npu-runtime: runs a model that `npu-build` compiled at build time, from static data, with
-//! no allocator. It is also the home of the format types that the packer (build time) and the
-//! runtime share, so both sides agree by construction.
+#![doc = include_str!("../README.md")]
 //!
-//! Modules in dependency order:
+//! ## Modules, in dependency order
 //!
-//! - [`format`]: what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
+//! - [`format`](mod@format): what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
 //!   descriptors); [`target`]: chip profiles as const data.
 //! - [`exec`]: the reference executor of each NPU pipeline; [`backend`]: the seam every
 //!   matmul goes through (`CpuReference`, an RKNPU2 backend next); [`cpu`]: the fast CPU

@@ -16,7 +16,7 @@
 //!
 //! Candidates are sorted by (logit descending, id ascending): a total order, so the result
 //! does not depend on the sort algorithm. No allocation: the session's arena provides the
-//! candidate list ([`crate::model::Session::logits_and_scratch`]). The generator is
+//! candidate list (`model::Session::logits_and_scratch`). The generator is
 //! splitmix64 (Steele, Lea, Flood 2014), written here so runs repeat on every host.
 
 /// Sampling parameters (defaults: llama.cpp's `common_params_sampling`, penalties off).

@@ -15,23 +15,21 @@
 //! particular rests only on MMH's alignment comment ("RK3588/3576: … int4 type must be
 //! aligned with 32byte").
 
-use crate::error::Error;
+use crate::error::{Error, SchemeNames};
+pub use crate::format::TargetId;
 use crate::format::{ElemType, Geometry, Layout, Pipeline, Scheme};
 
-/// Identifies a target profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TargetId {
-    /// Rockchip RK3588 / RK3588S: 3 NPU cores.
-    Rk3588,
-    /// Rockchip RK3576: 2 NPU cores.
-    Rk3576,
-    /// Rockchip RK3566: 1 NPU core.
-    Rk3566,
-    /// Rockchip RK3568: 1 NPU core (same NPU as RK3566).
-    Rk3568,
-    /// The portable CPU target: this project's own layouts and kernels.
-    Cpu,
-}
+/// Every scheme's name, in [`Scheme::ALL`] order: what [`SchemeNames`] masks select from.
+static SCHEME_NAMES: [&str; Scheme::ALL.len()] = {
+    let mut names = [""; Scheme::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Scheme::ALL[i].name();
+        i += 1;
+    }
+    names
+};
+const _: () = assert!(Scheme::ALL.len() <= 32);
 
 /// How a target runs one pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +281,21 @@ impl Target {
 
     /// How this target runs `scheme`, or an error listing the schemes it supports.
     pub fn scheme_spec(&self, scheme: Scheme) -> Result<&'static PipelineSpec, Error> {
-        self.spec(scheme.pipeline()).ok_or(Error::UnsupportedScheme { target: self.id, scheme })
+        self.spec(scheme.pipeline()).ok_or(Error::UnsupportedScheme {
+            target: self.name,
+            scheme: scheme.name(),
+            supported: self.schemes(),
+        })
+    }
+
+    /// The names of the schemes this target runs, in [`Scheme::ALL`] order.
+    pub fn schemes(&self) -> SchemeNames {
+        let mask = Scheme::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| self.spec(s.pipeline()).is_some())
+            .fold(0u32, |mask, (i, _)| mask | 1 << i);
+        SchemeNames::new(&SCHEME_NAMES, mask)
     }
 
     /// Plans padding, segments and the core split of an `n × k` weight for `spec`.

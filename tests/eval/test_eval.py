@@ -1,7 +1,7 @@
 """`npu eval` against an independent computation: the same chunk's logits from `npu logits`
 (quantized and fp16), scored with numpy in llama-perplexity's convention (second half of each
 512-token chunk), must give the perplexities, mean KL and top-1 agreement `npu eval` prints.
-The ids are llama.cpp's tokenization of Moby-Dick (shared/reference), so this also checks
+The ids are llama.cpp's tokenization of Moby-Dick (tests/data), so this also checks
 that `npu eval` tokenizes the text as llama-perplexity does. SmolLM2 Q4_1, int8 on cpu, one
 chunk: about a minute on 2 cores.
 """
@@ -19,7 +19,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = Path(os.environ.get("NPU_CACHE", Path.home() / ".cache" / "npu-model"))
-SHARED = Path(os.environ.get("NPU_SHARED", REPO.parent / "shared"))
+# llama.cpp reference outputs kept in the repository (tests/data/README.md).
+DATA = REPO / "tests" / "data"
 REQUIRE = os.environ.get("NPU_REQUIRE_MODELS") == "1"
 CTX = 512
 
@@ -54,7 +55,7 @@ def logits(npu: Path, model: Path, quant: str, ids: Path, out: Path) -> np.ndarr
 def test_eval_matches_numpy(npu, tmp_path):
     model = need(CACHE / "smollm2-135m-instruct-q4_1.gguf", "SmolLM2")
     text = need(CACHE / "moby-dick.txt", "Moby-Dick text")
-    ref = need(SHARED / "reference" / "moby-dick.smollm2.ids.txt.gz", "Moby-Dick ids")
+    ref = DATA / "moby-dick.smollm2.ids.txt.gz"
     with gzip.open(ref, "rt") as f:
         ids = json.loads(f.read())[:CTX]
     ids_file = tmp_path / "ids.txt"

@@ -1,6 +1,6 @@
 """The examples (examples/generate, examples/chat: SmolLM2 compiled in through #[npu_model],
-rk3588 / int8_hadamard) against `npu run`, which packs the same GGUF in memory at run time
-(issue 5): for the same model, scheme and prompt both give the same token ids, greedy and
+rk3588 / int8_hadamard) against `npu run`, which packs the same GGUF in memory at run time:
+for the same model, scheme and prompt both give the same token ids, greedy and
 seeded sampling alike. The chat example's second turn continues its KV cache; `npu run` gets
 the whole conversation as ids, so the comparison also checks that continuing a session gives
 what evaluating the history afresh gives.

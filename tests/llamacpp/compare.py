@@ -6,7 +6,7 @@
         {"kl_mean", "kl_p99", "top1", "n"} with KL(llama.cpp || npu).
     compare.py greedy --ref-model F16.gguf --prompt-ids 1,2,3 --steps 32 -o OUT.json
         llama.cpp's greedy continuation with its top-5 logits per step (cached: an existing
-        OUT.json is kept), in the format of shared/reference/greedy_*.json.
+        OUT.json is kept), in the format of tests/data/greedy_*.json.
 
 The npu side runs `npu logits` (env NPU_BIN) and streams raw f32 logits through a pipe.
 """

@@ -1,4 +1,4 @@
-"""The repo's default model, models/tiny/moby-tiny.gguf (issue 7), against llama.cpp.
+"""The repo's default model, models/tiny/moby-tiny.gguf, against llama.cpp.
 
 - The committed GGUF is the file its .sha256 names.
 - llama.cpp tokenizes the whole held-out tail of Moby-Dick exactly as the trainer's HF

@@ -232,7 +232,9 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     s.push_str(model_part);
     let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
     let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
-    let _ = writeln!(s, "impl {name} {{");
+    // The crate uses what it needs of these; the rest must not warn (a private struct in a
+    // binary typically uses only `model()`).
+    let _ = writeln!(s, "#[allow(dead_code)]\nimpl {name} {{");
     let _ = writeln!(s, "    /// Hyperparameters, context length and stop tokens.");
     let _ = writeln!(s, "    pub const CONFIG: {m}::ModelConfig = NPU_CONFIG;");
     let _ =
@@ -292,12 +294,12 @@ const LAYOUT_CHECK: &str = "const fn npu_layout_ok(ts: &[::npu_runtime::format::
         let mut j = 0;
         while j < t.shards.len() {
             let r = t.shards[j].data;
-            if r.offset % a != 0 || r.offset + r.len > blob_len {
+            if !r.offset.is_multiple_of(a) || r.offset + r.len > blob_len {
                 return false;
             }
             j += 1;
         }
-        if t.scales.len > 0 && (t.scales.offset % 4 != 0 || t.scales.offset + t.scales.len > blob_len) {
+        if t.scales.len > 0 && (!t.scales.offset.is_multiple_of(4) || t.scales.offset + t.scales.len > blob_len) {
             return false;
         }
         i += 1;

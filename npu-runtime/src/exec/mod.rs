@@ -25,7 +25,7 @@
 //! segment-relative `k ≡ j (mod 16)` in ascending k, then the lanes are folded in halves,
 //! `l_j + l_{j+8}`, then `+ l_{j+4}`, `+ l_{j+2}`, `+ l_{j+1}` ([`f16_fold`]). An NPU MAC
 //! array does not sum in ascending k either; this order is the one a 256-bit, 512-bit or
-//! 4×128-bit SIMD unit computes naturally, so the fast CPU kernels ([`crate::cpu`]) match the
+//! 4×128-bit SIMD unit computes naturally, so the fast CPU kernels (module `cpu`) match the
 //! reference bit for bit. A backend that sums in another order (librknnrt) is compared
 //! within the f32 summation bound instead.
 //!

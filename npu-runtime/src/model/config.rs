@@ -1,14 +1,10 @@
-//! The model as data: hyperparameters ([`ModelConfig`]), the per-architecture differences
-//! ([`ArchSpec`]), the packed weights ([`Model`]) and the exact arena size a session needs
-//! ([`arena_bytes`]).
+//! The model's hyperparameters as data: [`ModelConfig`] and the per-architecture differences
+//! ([`ArchSpec`], [`ARCHS`]).
 //!
 //! Everything here is `Copy` and const-constructible, so a build script can emit
-//! `const CONFIG: ModelConfig = ModelConfig { .. };` and
-//! `static ARENA: [u8; arena_bytes(&CONFIG, CONFIG.context_len)]`, and the CLI builds the
-//! same values at run time from a GGUF it just packed: one code path for both.
-
-use crate::format::PackedModel;
-use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerTables};
+//! `const CONFIG: ModelConfig = ModelConfig { .. };` (and size a static arena with
+//! `model::arena_bytes`), and the CLI builds the same values at run time from
+//! a GGUF it just packed: one code path for both.
 
 /// How rotary position embedding pairs the dimensions of a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -214,9 +210,14 @@ impl ModelConfig {
         }
         None
     }
-    /// [`arena_bytes`] for this config's own context length.
-    pub const fn arena_bytes(&self) -> usize {
-        arena_bytes(self, self.context_len)
+}
+
+/// `max` for const contexts.
+pub(super) const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
@@ -227,122 +228,6 @@ pub const MAX_LAYERS: usize = 128;
 /// Most prompt tokens one prefill step pushes through each matmul as M rows. Bigger batches
 /// amortise weight reads on real backends; the activation part of the arena grows linearly.
 pub const MAX_BATCH: usize = 16;
-
-/// Padding granularity of the matmul scratch row: every target's K alignment divides it
-/// (`target.rs`: 16 or 32), so `round_up(K, 64) ≥ k_pad` for every packed tensor.
-pub const SCRATCH_K_ALIGN: usize = 64;
-
-/// Bytes of slack so the f32/u32 regions can start on a 4-byte boundary of any arena.
-pub const ARENA_ALIGN_SLACK: usize = 3;
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b {
-        a
-    } else {
-        b
-    }
-}
-
-/// Element counts of every arena region, in carving order. One definition, used by
-/// [`arena_bytes`] and by the session when it carves the arena, so they cannot disagree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArenaPlan {
-    /// f16 elements of the key cache `[n_layers][context][kv_dim]` (same for values).
-    pub kv_elems: usize,
-    /// f32 elements of all activation buffers together.
-    pub f32_elems: usize,
-    /// u32 elements: token history `[context]` + sampler candidates `[vocab]`.
-    pub u32_elems: usize,
-    /// f32 matmul scratch: `(MAX_BATCH + 1) · round_up(max K, 64)`, enough for the reference
-    /// executor (one padded row) and for [`crate::cpu::CpuFast`] to prepare a whole batch of
-    /// rows at once (int: a work row plus codes, scales and sums per row, under 6 rows' worth;
-    /// fp16: one f32 row per row), so prefill reads each weight once per batch.
-    pub scratch: usize,
-}
-
-impl ArenaPlan {
-    /// The plan for `config` with a KV cache of `context_len` positions.
-    pub const fn new(c: &ModelConfig, context_len: u32) -> ArenaPlan {
-        let b = MAX_BATCH;
-        let d = c.d_model as usize;
-        let q = c.q_dim();
-        let kv = c.kv_dim();
-        let ff = c.ff as usize;
-        let ctx = context_len as usize;
-        let max_k = max(max(d, q), ff);
-        let scratch = (b + 1) * (max_k.div_ceil(SCRATCH_K_ALIGN) * SCRATCH_K_ALIGN);
-        // x, y: [b][d]; xb: [b][max(d, q)]; q: [b][q]; k, v: [b][kv]; hb, hb2: [b][ff];
-        // rope: [b][rope_dim] (cos, sin pairs); att: [group][ctx] (the query heads of one KV
-        // head); kv_row: [head_dim]; logits: [vocab]; scratch.
-        let f32_elems = b * d * 2
-            + b * max(d, q)
-            + b * q
-            + b * kv * 2
-            + b * ff * 2
-            + b * c.rope_dim as usize
-            + c.gqa_group() * ctx
-            + c.head_dim as usize
-            + c.vocab as usize
-            + scratch;
-        ArenaPlan {
-            kv_elems: c.n_layers as usize * ctx * kv,
-            f32_elems,
-            u32_elems: ctx + c.vocab as usize,
-            scratch,
-        }
-    }
-    /// Bytes of the two f16 caches, rounded up to 4 so the next region stays aligned.
-    pub const fn kv_bytes(&self) -> usize {
-        (2 * self.kv_elems * 2).div_ceil(4) * 4
-    }
-    /// Total bytes, alignment slack included.
-    pub const fn bytes(&self) -> usize {
-        ARENA_ALIGN_SLACK + self.kv_bytes() + 4 * self.f32_elems + 4 * self.u32_elems
-    }
-}
-
-/// Exact bytes of the arena a session over `config` needs for a KV cache of `context_len`
-/// positions: f16 K and V caches (`2 · n_layers · context_len · kv_dim · 2` bytes),
-/// activations for [`MAX_BATCH`] rows, one row of logits, the attention scores of the query
-/// heads that share one KV head and one cache row in f32, the matmul scratch row, the token
-/// history and the sampler's candidate list, plus 3 bytes of alignment slack (any `&mut [u8]` works, no alignment required of the caller).
-///
-/// SmolLM2-135M at 2048 positions: 30·2048·192·2·2 B = 47 MB of KV cache + ~0.9 MB.
-///
-/// The KV cache fills position by position: on a hosted OS, a zeroed allocation
-/// (`vec![0u8; n]`, which the OS backs lazily) costs only the pages a run uses, where filling
-/// a buffer first touches all of them at startup (~6,000 page faults, 20 ms, for SmolLM2 at
-/// 1024 positions on the development machine).
-pub const fn arena_bytes(config: &ModelConfig, context_len: u32) -> usize {
-    ArenaPlan::new(config, context_len).bytes()
-}
-
-/// A model ready to run: its config, its packed weights (blob + descriptor table) and its
-/// tokenizer tables, as generated statics or as built by the CLI from a blob it packed a
-/// moment ago.
-#[derive(Clone, Copy, Debug)]
-pub struct Model<'a> {
-    /// Hyperparameters and sizing.
-    pub config: ModelConfig,
-    /// Blob and descriptor table; tensors named as in GGUF (`blk.{i}.attn_q.weight`, …,
-    /// `output.weight` always present).
-    pub weights: PackedModel<'a>,
-    /// The vocabulary's tokenizer tables (text ↔ ids).
-    pub tokenizer: &'a TokenizerTables<'a>,
-}
-
-impl<'a> Model<'a> {
-    /// A [`Tokenizer`] over [`Model::tokenizer`], after checking the tables (cheap enough to
-    /// call once per prompt; the check is linear in the vocabulary). Fails when the tables are
-    /// inconsistent or their size disagrees with the config's vocabulary.
-    pub fn tokenizer(&self) -> Result<Tokenizer<'a>, TokenizerError> {
-        let t = Tokenizer::new(*self.tokenizer)?;
-        if t.tables().n_tokens() > self.config.vocab as usize {
-            return Err(TokenizerError::BadTables("more tokens than the model's vocabulary"));
-        }
-        Ok(t)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -355,30 +240,5 @@ mod tests {
             assert_eq!(Arch::from_name(a.name()), Some(a));
         }
         assert_eq!(Arch::from_name("gpt2"), None);
-    }
-
-    #[test]
-    fn arena_size_by_hand() {
-        // SmolLM2-135M: 30 layers, d 576, 9/3 heads of 64, ff 1536, vocab 49152.
-        const C: ModelConfig =
-            ModelConfig::new(Arch::Llama, 30, 576, 9, 3, 64, 1536, 49152, 1e5, 1e-5, true, 2048, 2);
-        const N: usize = arena_bytes(&C, 2048);
-        let kv = 2 * 30 * 2048 * 192 * 2;
-        // ... att: 3 query heads per KV head × 2048, kv_row: 64.
-        let f = 16 * 576 * 2
-            + 16 * 576
-            + 16 * 576
-            + 16 * 192 * 2
-            + 16 * 1536 * 2
-            + 16 * 64
-            + 3 * 2048
-            + 64
-            + 49152
-            + 17 * 1536;
-        assert_eq!(N, 3 + kv + 4 * f + 4 * (2048 + 49152));
-        assert_eq!(C.invalid(), None);
-        let mut bad = C;
-        bad.n_kv_heads = 4;
-        assert!(bad.invalid().is_some());
     }
 }

@@ -1,158 +1,13 @@
 //! A [`Session`]: one conversation's state (KV cache, position, token history) in a
 //! caller-provided arena, over a [`Model`] and a [`Backend`].
 
-use super::config::{ArenaPlan, Model, ModelConfig, MAX_BATCH, MAX_LAYERS};
-use super::forward::{self, Bufs};
-use super::ModelError;
+use super::arena::{ArenaPlan, Bufs};
+use super::config::{ModelConfig, MAX_BATCH};
+use super::error::ModelError;
+use super::forward;
+use super::weights::{check_scratch, Model, Resolved, Slot};
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::format::{TensorDesc, TensorKind};
-use core::fmt::Write as _;
-
-/// Per-block tensors, in the order of a block's computation. `NONE` marks an absent
-/// optional tensor (biases of architectures without them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub(crate) enum Slot {
-    AttnNorm,
-    Q,
-    K,
-    V,
-    O,
-    FfnNorm,
-    Gate,
-    Up,
-    Down,
-    QBias,
-    KBias,
-    VBias,
-}
-
-/// Number of [`Slot`]s.
-pub(crate) const N_SLOTS: usize = 12;
-
-/// Index into the descriptor table, or [`NONE`].
-pub(crate) type TIdx = u16;
-/// An absent tensor.
-pub(crate) const NONE: TIdx = u16::MAX;
-
-/// What a slot must be: GGUF suffix, kind, and (K, N) as `[N][K]` rows of K.
-fn slot_spec(c: &ModelConfig, s: Slot) -> (&'static str, TensorKind, usize, usize) {
-    let (d, q, kv, ff) = (c.d_model as usize, c.q_dim(), c.kv_dim(), c.ff as usize);
-    match s {
-        Slot::AttnNorm => ("attn_norm.weight", TensorKind::F32, d, 1),
-        Slot::Q => ("attn_q.weight", TensorKind::Matmul, d, q),
-        Slot::K => ("attn_k.weight", TensorKind::Matmul, d, kv),
-        Slot::V => ("attn_v.weight", TensorKind::Matmul, d, kv),
-        Slot::O => ("attn_output.weight", TensorKind::Matmul, q, d),
-        Slot::FfnNorm => ("ffn_norm.weight", TensorKind::F32, d, 1),
-        Slot::Gate => ("ffn_gate.weight", TensorKind::Matmul, d, ff),
-        Slot::Up => ("ffn_up.weight", TensorKind::Matmul, d, ff),
-        Slot::Down => ("ffn_down.weight", TensorKind::Matmul, ff, d),
-        Slot::QBias => ("attn_q.bias", TensorKind::F32, q, 1),
-        Slot::KBias => ("attn_k.bias", TensorKind::F32, kv, 1),
-        Slot::VBias => ("attn_v.bias", TensorKind::F32, kv, 1),
-    }
-}
-
-const ALL_SLOTS: [Slot; N_SLOTS] = [
-    Slot::AttnNorm,
-    Slot::Q,
-    Slot::K,
-    Slot::V,
-    Slot::O,
-    Slot::FfnNorm,
-    Slot::Gate,
-    Slot::Up,
-    Slot::Down,
-    Slot::QBias,
-    Slot::KBias,
-    Slot::VBias,
-];
-
-/// A tensor name built on the stack (`blk.{i}.{suffix}`), so resolving names needs no
-/// allocator; the longest is `blk.127.attn_output.weight` (27 bytes).
-type NameBuf = heapless::String<48>;
-
-/// Resolved descriptor indices of the whole model: per block `[slot]`, plus the globals.
-pub(crate) struct Resolved {
-    /// `[n_layers][N_SLOTS]` indices into the descriptor table.
-    pub layers: heapless::Vec<[TIdx; N_SLOTS], MAX_LAYERS>,
-    /// `token_embd.weight`.
-    pub embd: TIdx,
-    /// `output_norm.weight`.
-    pub out_norm: TIdx,
-    /// `output.weight`.
-    pub output: TIdx,
-}
-
-fn find(tensors: &[TensorDesc<'_>], name: &str) -> Option<TIdx> {
-    let i = tensors.iter().position(|t| t.name == name)?;
-    TIdx::try_from(i).ok().filter(|&i| i != NONE)
-}
-
-/// Checks kind and logical shape of a resolved tensor and its descriptor against the blob.
-fn check_tensor(
-    m: &Model<'_>,
-    idx: TIdx,
-    kind: TensorKind,
-    k: usize,
-    n: usize,
-    layer: Option<u32>,
-    name: &'static str,
-) -> Result<(), ModelError> {
-    let t = m.weights.tensors.get(idx as usize).ok_or(ModelError::MissingTensor { layer, name })?;
-    t.check(m.weights.blob.len())?;
-    let (tk, tn) = (t.geom.k as usize, t.geom.n as usize);
-    // 1-D tensors may come as [k] (n = 1) or, from other packers, as [1][k].
-    let shape_ok = match kind {
-        TensorKind::F32 => tk * tn == k * n && (tn == 1 || tk == 1),
-        _ => tk == k && tn == n,
-    };
-    if t.kind != kind || !shape_ok {
-        return Err(ModelError::Shape { layer, name });
-    }
-    Ok(())
-}
-
-impl Resolved {
-    fn new(m: &Model<'_>) -> Result<Resolved, ModelError> {
-        let c = &m.config;
-        let tensors = m.weights.tensors;
-        let global = |name: &'static str, kind, k, n| -> Result<TIdx, ModelError> {
-            let i = find(tensors, name).ok_or(ModelError::MissingTensor { layer: None, name })?;
-            check_tensor(m, i, kind, k, n, None, name)?;
-            Ok(i)
-        };
-        let (d, vocab) = (c.d_model as usize, c.vocab as usize);
-        let embd = global("token_embd.weight", TensorKind::Embedding, d, vocab)?;
-        let out_norm = global("output_norm.weight", TensorKind::F32, d, 1)?;
-        let output = global("output.weight", TensorKind::Matmul, d, vocab)?;
-        let mut layers = heapless::Vec::new();
-        for l in 0..c.n_layers {
-            let layer = Some(l);
-            let mut row = [NONE; N_SLOTS];
-            for s in ALL_SLOTS {
-                let (suffix, kind, k, n) = slot_spec(c, s);
-                let bias = matches!(s, Slot::QBias | Slot::KBias | Slot::VBias);
-                if bias && !c.qkv_bias {
-                    continue;
-                }
-                let mut nb = NameBuf::new();
-                write!(nb, "blk.{l}.{suffix}")
-                    .map_err(|_| ModelError::MissingTensor { layer, name: suffix })?;
-                let i = find(tensors, nb.as_str())
-                    .ok_or(ModelError::MissingTensor { layer, name: suffix })?;
-                check_tensor(m, i, kind, k, n, layer, suffix)?;
-                row[s as usize] = i;
-            }
-            layers
-                .push(row)
-                .map_err(|_| ModelError::BadConfig("more layers than model::MAX_LAYERS"))?;
-        }
-        Ok(Resolved { layers, embd, out_norm, output })
-    }
-}
 
 /// One running context of a model: KV cache, position and token history in the caller's
 /// arena, with the backend that runs its matmuls.
@@ -164,32 +19,21 @@ impl Resolved {
 /// ```
 pub struct Session<'a, 's, B: Backend> {
     /// The model (config + weights).
-    pub(crate) model: Model<'a>,
+    model: Model<'a>,
     /// Runs every matmul.
-    pub(crate) backend: B,
+    backend: B,
     /// Descriptor indices resolved once.
-    pub(crate) res: Resolved,
+    res: Resolved,
     /// Arena regions.
-    pub(crate) bufs: Bufs<'s>,
+    bufs: Bufs<'s>,
     /// Positions filled in the KV cache (= tokens evaluated so far).
-    pub(crate) pos: usize,
-}
-
-/// Carves `n` elements off the front of a slice.
-pub(crate) fn take<'s, T>(rest: &mut &'s mut [T], n: usize) -> Result<&'s mut [T], ModelError> {
-    let whole = core::mem::take(rest);
-    if whole.len() < n {
-        return Err(ModelError::ArenaTooSmall { need: n, got: whole.len() });
-    }
-    let (a, b) = whole.split_at_mut(n);
-    *rest = b;
-    Ok(a)
+    pos: usize,
 }
 
 impl<'a, 's, B: Backend> Session<'a, 's, B> {
     /// Creates a session: checks the config, resolves and checks every tensor the
     /// architecture needs (kind, shape, descriptor against the blob), checks the backend's
-    /// scratch needs, and carves the arena (at least [`super::arena_bytes`] bytes, any
+    /// scratch needs, and carves the arena (at least [`arena_bytes`](super::arena_bytes) bytes, any
     /// alignment).
     pub fn new(model: Model<'a>, backend: B, arena: &'s mut [u8]) -> Result<Self, ModelError> {
         let c = model.config;
@@ -204,10 +48,10 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         }
         for l in 0..c.n_layers as usize {
             for s in [Slot::Q, Slot::K, Slot::V, Slot::O, Slot::Gate, Slot::Up, Slot::Down] {
-                forward::check_scratch(&model, &backend, res.layers[l][s as usize], plan.scratch)?;
+                check_scratch(&model, &backend, res.layers[l][s as usize], plan.scratch)?;
             }
         }
-        forward::check_scratch(&model, &backend, res.output, plan.scratch)?;
+        check_scratch(&model, &backend, res.output, plan.scratch)?;
         let bufs = Bufs::carve(&c, &plan, arena)?;
         Ok(Session { model, backend, res, bufs, pos: 0 })
     }
@@ -254,9 +98,9 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         while !rest.is_empty() {
             let n = rest.len().min(MAX_BATCH);
             let (chunk, tail) = rest.split_at(n);
-            forward::chunk(self, chunk)?;
+            self.forward(chunk)?;
             if tail.is_empty() {
-                forward::head(self, n - 1)?;
+                forward::head(&self.model, &self.res, &mut self.backend, &mut self.bufs, n - 1)?;
             }
             rest = tail;
         }
@@ -280,9 +124,9 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         }
         self.check_tokens(tokens)?;
         for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
-            forward::chunk(self, chunk)?;
+            self.forward(chunk)?;
             for r in 0..chunk.len() {
-                forward::head(self, r)?;
+                forward::head(&self.model, &self.res, &mut self.backend, &mut self.bufs, r)?;
                 each(ci * MAX_BATCH + r, self.bufs.logits_mut());
             }
         }
@@ -312,8 +156,9 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
         }
         self.check_tokens(tokens)?;
         for (ci, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
-            forward::chunk(self, chunk)?;
-            forward::head_rows(self, chunk.len(), rows)?;
+            self.forward(chunk)?;
+            let (m, w, be, s) = (&self.model, &self.res, &mut self.backend, &mut self.bufs);
+            forward::head_rows(m, w, be, s, chunk.len(), rows)?;
             for (r, l) in rows.chunks_exact(v).take(chunk.len()).enumerate() {
                 each(ci * MAX_BATCH + r, l);
             }
@@ -336,6 +181,18 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
     pub fn sample(&mut self, sampler: &mut crate::sampler::Sampler) -> Result<u32, ModelError> {
         let (logits, cand, hist) = self.bufs.sample_parts(self.pos);
         sampler.sample(logits, cand, hist).map_err(ModelError::Sampling)
+    }
+
+    /// Runs the blocks over one chunk of up to [`MAX_BATCH`] checked tokens at the next
+    /// positions, recording them in the history.
+    fn forward(&mut self, chunk: &[u32]) -> Result<(), ModelError> {
+        let (m, w, be, s) = (&self.model, &self.res, &mut self.backend, &mut self.bufs);
+        forward::chunk(m, w, be, s, self.pos, chunk)?;
+        if let Some(h) = self.bufs.tokens.get_mut(self.pos..self.pos + chunk.len()) {
+            h.copy_from_slice(chunk);
+        }
+        self.pos += chunk.len();
+        Ok(())
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), ModelError> {

@@ -331,22 +331,11 @@ fn llama3_family<E>(
     while pos < end {
         let (cpt, len) = s.at(pos);
         let flags = Flags::of(cpt);
-        if cpt == '\'' as u32 && pos + len < end {
-            let p1 = pos + len;
-            let (c1, l1) = s.at(p1);
-            let c1 = ascii_lower(c1);
-            if matches!(c1, 0x73 | 0x74 | 0x6D | 0x64) {
-                pos = p1 + l1;
+        if cpt == '\'' as u32 {
+            if let Some(p) = contraction_end(&s, pos + len, end) {
+                pos = p;
                 out.add(pos)?;
                 continue;
-            }
-            if p1 + l1 < end {
-                let (c2, l2) = s.at(p1 + l1);
-                if matches!((c1, ascii_lower(c2)), (0x72, 0x65) | (0x76, 0x65) | (0x6C, 0x6C)) {
-                    pos = p1 + l1 + l2;
-                    out.add(pos)?;
-                    continue;
-                }
             }
         }
         if !(cpt == 0x0D || cpt == 0x0A || flags.is_number())
@@ -372,28 +361,11 @@ fn llama3_family<E>(
             out.add(pos)?;
             continue;
         }
-        let not_word = |f: Flags| !(f.is_whitespace() || letterish(f) || f.is_number());
         let (f2, body) =
             if cpt == ' ' as u32 { (s.flags(pos + len), pos + len) } else { (flags, pos) };
         // llama.cpp tests the current code point's flags (not the lookahead's) for "defined" here.
-        if not_word(f2) && flags.any() {
-            pos = body;
-            loop {
-                let f = s.flags(pos);
-                if not_word(f) && f.any() {
-                    pos = s.next(pos);
-                } else {
-                    break;
-                }
-            }
-            loop {
-                let (c, l) = s.at(pos);
-                if c == 0x0D || c == 0x0A {
-                    pos += l;
-                } else {
-                    break;
-                }
-            }
+        if not_word(f2, marks) && flags.any() {
+            pos = punct_run_end(&s, body, marks);
             out.add(pos)?;
             continue;
         }
@@ -417,6 +389,51 @@ fn llama3_family<E>(
         out.add(pos)?;
     }
     Ok(())
+}
+
+/// After an apostrophe, the end of `'s|'t|'re|'ve|'m|'ll|'d` (any case) starting at `p1`.
+fn contraction_end(s: &Seg<'_>, p1: usize, end: usize) -> Option<usize> {
+    if p1 >= end {
+        return None;
+    }
+    let (c1, l1) = s.at(p1);
+    let c1 = ascii_lower(c1);
+    if matches!(c1, 0x73 | 0x74 | 0x6D | 0x64) {
+        return Some(p1 + l1);
+    }
+    if p1 + l1 < end {
+        let (c2, l2) = s.at(p1 + l1);
+        if matches!((c1, ascii_lower(c2)), (0x72, 0x65) | (0x76, 0x65) | (0x6C, 0x6C)) {
+            return Some(p1 + l1 + l2);
+        }
+    }
+    None
+}
+
+/// `[^\s\p{L}\p{N}]` (with `marks`, `\p{M}` counts as a letter).
+fn not_word(f: Flags, marks: bool) -> bool {
+    !(f.is_whitespace() || f.is_letter() || (marks && f.is_mark()) || f.is_number())
+}
+
+/// The end of `[^\s\p{L}\p{N}]+[\r\n]*` starting at `pos` (defined code points only).
+fn punct_run_end(s: &Seg<'_>, mut pos: usize, marks: bool) -> usize {
+    loop {
+        let f = s.flags(pos);
+        if not_word(f, marks) && f.any() {
+            pos = s.next(pos);
+        } else {
+            break;
+        }
+    }
+    loop {
+        let (c, l) = s.at(pos);
+        if c == 0x0D || c == 0x0A {
+            pos += l;
+        } else {
+            break;
+        }
+    }
+    pos
 }
 
 #[inline]

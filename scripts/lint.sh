@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The style and lint gates of every workspace in the repository: the main one and the crates
+# that are their own workspaces (examples/, bench/, tests/models-crate/, the firmware images,
+# npu-build/fuzz/).
+#
+#   scripts/lint.sh fmt            # cargo fmt --check everywhere (seconds)
+#   scripts/lint.sh clippy-main    # clippy -D warnings, main workspace, all targets
+#   scripts/lint.sh clippy-side    # clippy -D warnings in examples, models-crate, firmware, fuzz
+#   scripts/lint.sh clippy-bench   # clippy -D warnings in bench/ (packs 20 models: bench.sh only)
+#   scripts/lint.sh all            # everything above
+#
+# Clippy builds what it checks: in the side workspaces that includes their build scripts,
+# which pack the declared models. NPU_BUILD_CACHE (default: one folder under the main target
+# directory) lets them share packed models; CARGO_TARGET_DIR is left to each workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+repo="$PWD"
+export NPU_BUILD_CACHE="${NPU_BUILD_CACHE:-$repo/target/lint-pack-cache}"
+
+# Workspaces with their own Cargo.lock / [workspace], formatted and linted on their own.
+side=(examples tests/models-crate npu-build/fuzz)
+firmware=(firmware-examples/aarch64-virt firmware-examples/cortex-m)
+
+fmt() {
+  local w
+  # `--all` also covers each workspace's path dependencies (firmware-examples/fw-common).
+  for w in . "${side[@]}" bench "${firmware[@]}"; do
+    (cd "$w" && cargo fmt --all --check) || { echo "lint: $w is not formatted (cargo fmt --all)" >&2; return 1; }
+  done
+}
+
+clippy_main() { cargo clippy --workspace --all-targets --quiet -- -D warnings; }
+
+clippy_side() {
+  local w t
+  for w in "${side[@]}"; do
+    (cd "$w" && cargo clippy --all-targets --quiet -- -D warnings)
+  done
+  # Bare-metal images: their own target (from .cargo/config.toml); no test harness there.
+  for t in aarch64-unknown-none thumbv7em-none-eabihf; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+  done
+  for w in "${firmware[@]}"; do
+    (cd "$w" && cargo clippy --quiet -- -D warnings)
+  done
+}
+
+clippy_bench() { (cd bench && cargo clippy --all-targets --quiet -- -D warnings); }
+
+case "${1:-all}" in
+  fmt) fmt ;;
+  clippy-main) clippy_main ;;
+  clippy-side) clippy_side ;;
+  clippy-bench) clippy_bench ;;
+  all) fmt; clippy_main; clippy_side; clippy_bench ;;
+  *) echo "usage: scripts/lint.sh [fmt|clippy-main|clippy-side|clippy-bench|all]" >&2; exit 2 ;;
+esac

@@ -3,6 +3,7 @@
 //! One module per subcommand, each with an `Args` (clap) and a `run`. Adding a subcommand is a
 //! module, a variant of [`Command`] and a match arm in [`main`].
 
+mod backend;
 mod dequant;
 mod eval;
 mod inspect;

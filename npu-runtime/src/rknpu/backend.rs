@@ -95,6 +95,17 @@ pub struct RknpuBackend {
     last_failure: Option<RknpuError>,
 }
 
+impl std::fmt::Debug for RknpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RknpuBackend")
+            .field("library", &self.rknn.origin)
+            .field("tensors", &self.tensors.len())
+            .field("stats", &self.stats)
+            .field("calls", &self.calls)
+            .finish()
+    }
+}
+
 // SAFETY: the raw buffer pointers are owned by this value and only touched through `&mut self`
 // (or by the library during a blocking run started from `&mut self`).
 unsafe impl Send for RknpuBackend {}
@@ -120,14 +131,25 @@ impl RknpuBackend {
         RknpuBackend::with_library(Arc::new(Rknn::load()?), model)
     }
 
-    /// Sets `model` up on an already loaded library.
+    /// Sets `model` up on an already loaded library, IOMMU domains of
+    /// [`Target::max_buffer`] bytes.
     pub fn with_library(rknn: Arc<Rknn>, model: &PackedModel<'_>) -> Result<Self, RknpuError> {
+        let budget = Target::get(model.target).max_buffer;
+        RknpuBackend::with_library_budget(rknn, model, budget)
+    }
+
+    /// As [`RknpuBackend::with_library`] with another per-domain budget (tests of the
+    /// multi-domain plan use a small one).
+    pub fn with_library_budget(
+        rknn: Arc<Rknn>,
+        model: &PackedModel<'_>,
+        budget: u64,
+    ) -> Result<Self, RknpuError> {
         let t0 = Instant::now();
         let target = Target::get(model.target);
         if matches!(model.target, TargetId::Cpu) {
             return Err(RknpuError::NotRknpuModel { target: target.name });
         }
-        let budget = target.max_buffer;
         let tot = plan::totals(model.tensors, budget, |_, _, _| {})
             .map_err(|e| RknpuError::Plan(e.to_string()))?;
         if tot.domains > 1 && rknn.mem_sync.is_none() {

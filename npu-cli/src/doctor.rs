@@ -347,12 +347,28 @@ fn model_buffers(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let p = pack(&g, &PackOptions { target: t, scheme: s, threads })?;
     let descs = p.descs();
-    let n = npu_runtime::rknpu::plan::buffer_count(&descs, t.max_buffer);
+    // The memory plan: bytes per (domain, core); A buffers are shared by the cores.
+    let mut bytes = std::collections::BTreeMap::<(u32, u32), u64>::new();
+    let tot = npu_runtime::rknpu::plan::totals(&descs, t.max_buffer, |d, c, b| {
+        *bytes.entry((d, c)).or_default() += b;
+    })?;
     println!(
-        "npu doctor: {} packed for {} / {}: {n} NPU buffers",
+        "npu doctor: {} packed for {} / {}: {} NPU buffers ({} B, {} A, {} C), {} contexts, {} domain(s); B {} bytes, A+C {} bytes",
         path.display(),
         t.name,
-        s.name()
+        s.name(),
+        tot.buffers(),
+        tot.b_buffers,
+        tot.a_buffers,
+        tot.c_buffers,
+        tot.contexts,
+        tot.domains,
+        tot.b_bytes,
+        tot.ac_bytes
     );
-    Ok(n)
+    for ((d, c), b) in &bytes {
+        let who = if *c == u32::MAX { "A (shared)".to_owned() } else { format!("core {c}") };
+        println!("npu doctor:   domain {d} {who}: {b} bytes");
+    }
+    Ok(tot.buffers())
 }

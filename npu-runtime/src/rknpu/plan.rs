@@ -58,6 +58,9 @@ pub enum PlanError {
     },
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for PlanError {}
+
 impl core::fmt::Display for PlanError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {

@@ -34,7 +34,11 @@ step cargo build --release --workspace --all-targets
 # The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.
 step cargo build --release -p npu-runtime
 step cargo test --release --workspace
-# The NEON kernels of the fast CPU backend, bit-exact under qemu-aarch64 (~5 min).
+# The RKNPU backend through the CLI and the stand-in librknnrt.so (tiny model, ~30 s).
+step scripts/test-rknpu.sh
+# The NEON kernels of the fast CPU backend, bit-exact under qemu-aarch64, and the RKNPU
+# backend against the cross-built stand-in (~5 min; the rknpu part ~2.5 min to run plus its
+# cross build).
 step scripts/test-aarch64.sh
 step scripts/check-repro.sh
 # Bare-metal images under QEMU (installs qemu-system-arm and the rustup targets itself): each

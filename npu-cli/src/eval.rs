@@ -55,6 +55,10 @@ pub struct EvalArgs {
     /// depends on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Backend of the evaluated model: cpu, rknpu or auto (the fp16 reference always runs on
+    /// the CPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: crate::backend::BackendChoice,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -181,7 +185,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
     // The fast CPU backend: bit-identical to the reference executors, so the figures are the
     // pipelines' own; the thread count changes only speed.
     let mut sb = Session::new(mb, CpuFast::new().with_threads(threads)?, &mut arena_b)?;
-    let mut sq = Session::new(mq, CpuFast::new().with_threads(threads)?, &mut arena_q)?;
+    let bq = crate::backend::select(a.backend, &mq.weights, Some(threads))?;
+    let mut sq = Session::new(mq, bq, &mut arena_q)?;
     eprintln!(
         "npu eval: {} tokens, {n_chunks} chunks of {ctx} (of {available}); {} / {} against {} / fp16; packed in {:.1} s",
         ids.len(),
@@ -238,7 +243,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
             sums.kl += kl;
             sums.kl_max = sums.kl_max.max(kl);
             sums.same_top1 += u64::from(argmax(bl) == argmax(&q_lp));
-        })?;
+        })
+        .map_err(|e| sq.backend().failure().unwrap_or_else(|| e.to_string()))?;
         bar.inc(1);
     }
     bar.finish_and_clear();

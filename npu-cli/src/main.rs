@@ -3,7 +3,9 @@
 //! One module per subcommand, each with an `Args` (clap) and a `run`. Adding a subcommand is a
 //! module, a variant of [`Command`] and a match arm in [`main`].
 
+mod backend;
 mod dequant;
+mod doctor;
 mod eval;
 mod inspect;
 mod pack;
@@ -39,6 +41,9 @@ enum Command {
     Run(run::RunArgs),
     /// Pack a GGUF in memory and write the next-token logits of given ids (raw f32).
     Logits(run::LogitsArgs),
+    /// Check a board for the NPU path (device, driver, librknnrt, governors, big cores,
+    /// ulimit -n) and print the fix for each miss.
+    Doctor(doctor::Args),
     /// Perplexity, KL divergence and top-1 agreement of a scheme against the fp16 path.
     Eval(eval::EvalArgs),
 }
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Logits(args) => run::logits(args),
         Command::Eval(args) => eval::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

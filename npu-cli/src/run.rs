@@ -3,16 +3,15 @@
 //!
 //! Both build the same `npu_runtime::model::Model` value the generated consts of
 //! `#[npu_model]` hold, from a blob packed a moment ago, and run it through the same
-//! `Session` code on the fast CPU backend (`npu_runtime::cpu`).
+//! `Session` code on the backend `--backend` picks ([`crate::backend`]).
 
+use crate::backend::{self, BackendChoice};
 use crate::CmdResult;
 use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
 use npu_build::pack::{pack, PackOptions, Packed};
 use npu_build::quant::{parse_scheme, parse_target};
 use npu_build::tokenizer::OwnedTokenizerTables;
-use npu_runtime::backend::{Backend, CpuReference};
-use npu_runtime::cpu::{CpuFast, Isa};
 use npu_runtime::format::PackedModel;
 use npu_runtime::generate::{chatml, Message};
 use npu_runtime::generate::{generate, StopReason};
@@ -38,6 +37,10 @@ pub struct ModelArgs {
     /// blob nor any result depends on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Backend of the matmuls: cpu, rknpu (librknnrt from NPU_RKNN_LIB or the loader path;
+    /// needs an RKNPU --target) or auto (rknpu when usable, else cpu).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
 }
 
 /// Arguments of `npu run`.
@@ -158,78 +161,6 @@ fn model<'a>(
     }
 }
 
-/// The backend the CLI runs: [`CpuFast`] (SIMD kernels, bit-identical to [`CpuReference`]) on
-/// `threads` threads (default: the available parallelism). Environment overrides, for checks
-/// and measurements: `NPU_REFERENCE_BACKEND=1` runs the reference executor itself,
-/// `NPU_ISA=portable|avx2|neon|neon-dot` forces a kernel set. If the fast backend cannot start, the
-/// reason is printed and the reference runs.
-fn backend_with(threads: Option<usize>) -> CliBackend {
-    if std::env::var_os("NPU_REFERENCE_BACKEND").is_some_and(|v| v == "1") {
-        return CliBackend::Reference(CpuReference);
-    }
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let fast = match std::env::var("NPU_ISA").ok().as_deref() {
-        None | Some("") => Ok(CpuFast::new()),
-        Some(name) => match Isa::ALL.into_iter().find(|i| i.name() == name) {
-            Some(isa) => CpuFast::with_isa(isa).map_err(|e| e.to_string()),
-            None => Err(format!("NPU_ISA={name}: not one of portable, avx2, neon, neon-dot")),
-        },
-    };
-    match fast.and_then(|b| b.with_threads(threads).map_err(|e| e.to_string())) {
-        Ok(b) => CliBackend::Fast(b),
-        Err(e) => {
-            eprintln!("npu: fast CPU backend unavailable ({e}); using the reference executor");
-            CliBackend::Reference(CpuReference)
-        }
-    }
-}
-
-/// Either CPU backend, chosen at run time.
-enum CliBackend {
-    Reference(CpuReference),
-    Fast(CpuFast),
-}
-
-impl CliBackend {
-    /// Backend name and thread count, for the timing lines.
-    fn describe(&self) -> String {
-        match self {
-            CliBackend::Reference(b) => b.name().to_owned(),
-            CliBackend::Fast(b) => format!("{} x{}", b.name(), b.threads()),
-        }
-    }
-}
-
-impl Backend for CliBackend {
-    fn name(&self) -> &'static str {
-        match self {
-            CliBackend::Reference(b) => b.name(),
-            CliBackend::Fast(b) => b.name(),
-        }
-    }
-    fn scratch_len(&self, w: &npu_runtime::backend::PackedWeight<'_>) -> usize {
-        match self {
-            CliBackend::Reference(b) => b.scratch_len(w),
-            CliBackend::Fast(b) => b.scratch_len(w),
-        }
-    }
-    fn matmul(
-        &mut self,
-        w: &npu_runtime::backend::PackedWeight<'_>,
-        x: &[f32],
-        m: usize,
-        y: &mut [f32],
-        scratch: &mut [f32],
-    ) -> Result<(), npu_runtime::Error> {
-        match self {
-            CliBackend::Reference(b) => b.matmul(w, x, m, y, scratch),
-            CliBackend::Fast(b) => b.matmul(w, x, m, y, scratch),
-        }
-    }
-}
-
 fn join_ids(ids: &[u32]) -> String {
     ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
 }
@@ -291,8 +222,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         (None, None) => return Err("give --prompt or --prompt-ids".into()),
     };
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let backend = backend_with(args.model.threads);
-    let backend_name = backend.describe();
+    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
     let mut session = Session::new(m, backend, &mut arena)?;
     let sc = if args.greedy {
         SamplerConfig::GREEDY
@@ -341,10 +271,12 @@ pub fn run(args: RunArgs) -> CmdResult {
                 false
             }
         }
-    })?;
+    });
+    let res = res.map_err(|e| session.backend().failure().unwrap_or_else(|| e.to_string()))?;
     if let Some(e) = failure {
         return Err(e);
     }
+    let backend_name = session.backend().describe();
     if args.print_ids {
         writeln!(stdout.lock(), "{}", join_ids(&out))?;
     } else {
@@ -394,7 +326,8 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let tables = tok.tables();
     let m = model(&packed, &descs, config, &tables);
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let mut session = Session::new(m, backend_with(args.model.threads), &mut arena)?;
+    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
+    let mut session = Session::new(m, backend, &mut arena)?;
     let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -410,15 +343,17 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     let mut rows = vec![0f32; npu_runtime::model::MAX_BATCH * config.vocab as usize];
     for window in ids[..n].chunks(w) {
         session.reset();
-        session.eval_all_batched(window, &mut rows, |_, l| {
-            bytes.clear();
-            l.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-            if io_err.is_none() {
-                if let Err(e) = sink.write_all(&bytes) {
-                    io_err = Some(e);
+        session
+            .eval_all_batched(window, &mut rows, |_, l| {
+                bytes.clear();
+                l.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+                if io_err.is_none() {
+                    if let Err(e) = sink.write_all(&bytes) {
+                        io_err = Some(e);
+                    }
                 }
-            }
-        })?;
+            })
+            .map_err(|e| session.backend().failure().unwrap_or_else(|| e.to_string()))?;
         if let Some(e) = io_err.take() {
             return Err(format!("writing logits: {e}").into());
         }

@@ -1,25 +1,13 @@
 //! The backend seam: where a model's matmuls leave the portable runtime.
 //!
-//! A [`Backend`] multiplies activations by one packed weight. The model code (`model`) only
+//! A [`Backend`] multiplies activations by one packed weight. The model code only
 //! ever calls [`Backend::matmul`]; which silicon does the work is the backend's business, and
 //! every backend must reproduce [`crate::exec::matmul`] (bit-exact for the integer pipelines,
 //! within the f32 summation bound for fp16).
 //!
-//! Plan for the RKNPU2 backend (librknnrt matmul API, SDK ≥ 2.0.0b0; not written yet):
-//! - at load: for every matmul tensor and every [`Shard`](crate::format::Shard) create one
-//!   context with `rknn_matmul_info { M: bucket, K: shard.k_len, N: shard.n_len,
-//!   type: pipeline.rknn_matmul_type(), B_layout: NATIVE, AC_layout: NORM,
-//!   iommu_domain_id: chosen so a domain's total stays ≤ `Target::max_buffer` }` and core mask
-//!   `1 << shard.core`; bind the shard's bytes **zero-copy** as B with
-//!   `rknn_create_mem_from_fd(ctx, blob_fd, blob_virt, shard.data.len, shard.data.offset)`
-//!   — shards are already native, 64-byte aligned and contiguous per (K segment, core), which
-//!   is why the packer lays them out that way;
-//! - per call: on the host, rotate (Hadamard schemes) and quantize each activation row per K
-//!   segment exactly as [`crate::exec`] does, write A (row-major, int4 packed low nibble
-//!   first), run the segment's core contexts from one thread per core, then read C
-//!   (fp32/int32/int16) and apply `s_a · s_w` and the ascending-segment f32 sum on the host,
-//!   as the reference does (librknnrt's in-library dequantization is not relied on:
-//!   rknn-toolkit2 issue #550).
+//! The RKNPU2 backend ([`crate::rknpu`], feature `rknpu`) runs the packed shards through
+//! librknnrt's matmul API and applies scales and the segment sum on the host, as the reference
+//! does (librknnrt's in-library dequantization is not relied on: rknn-toolkit2 issue #550).
 //!
 //! The scratch buffer is caller-owned (no allocator): [`Backend::scratch_len`] says how much.
 
@@ -87,5 +75,61 @@ impl Backend for CpuReference {
         scratch: &mut [f32],
     ) -> Result<(), Error> {
         exec::matmul(w.desc, w.blob, x, m, y, scratch)
+    }
+}
+
+/// A boxed backend is a backend, so applications can pick one at run time
+/// (`Box<dyn Backend>`).
+#[cfg(feature = "std")]
+impl<B: Backend + ?Sized> Backend for std::boxed::Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn scratch_len(&self, w: &PackedWeight<'_>) -> usize {
+        (**self).scratch_len(w)
+    }
+    fn matmul(
+        &mut self,
+        w: &PackedWeight<'_>,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        (**self).matmul(w, x, m, y, scratch)
+    }
+}
+
+/// The backend an application's `--backend cpu|rknpu|auto` asks for, set up for `model`:
+/// `cpu` = [`crate::cpu::CpuFast`] on `threads` threads; `rknpu` = the NPU through librknnrt
+/// (any failure is the error); `auto` = the NPU when librknnrt loads and finds its device,
+/// else the CPU after a one-line notice on stderr.
+#[cfg(feature = "rknpu")]
+pub fn choose(
+    name: &str,
+    model: &crate::format::PackedModel<'_>,
+    threads: usize,
+) -> Result<std::boxed::Box<dyn Backend>, std::string::String> {
+    use crate::rknpu::{Rknn, RknpuBackend};
+    let cpu = || -> Result<std::boxed::Box<dyn Backend>, std::string::String> {
+        let b = crate::cpu::CpuFast::new().with_threads(threads).map_err(|e| e.to_string())?;
+        Ok(std::boxed::Box::new(b))
+    };
+    match name {
+        "cpu" => cpu(),
+        "rknpu" => Ok(std::boxed::Box::new(RknpuBackend::new(model).map_err(|e| e.to_string())?)),
+        "auto" => {
+            let npu = Rknn::load()
+                .and_then(|l| l.probe().map(|()| l))
+                .and_then(|l| RknpuBackend::with_library(std::sync::Arc::new(l), model));
+            match npu {
+                Ok(b) => Ok(std::boxed::Box::new(b)),
+                Err(e) => {
+                    std::eprintln!("--backend auto: NPU not usable ({e}); running on the CPU");
+                    cpu()
+                }
+            }
+        }
+        other => Err(std::format!("--backend `{other}`: not one of cpu, rknpu, auto")),
     }
 }

@@ -65,6 +65,13 @@ pub enum Error {
     /// The backend cannot run here (an instruction set this CPU lacks, a worker thread that
     /// failed).
     Backend(&'static str),
+    /// An NPU library call failed (the backend keeps the full description, with the tensor).
+    Npu {
+        /// The library function.
+        call: &'static str,
+        /// Its return code.
+        code: i32,
+    },
     /// A token or row index is outside the tensor.
     RowOutOfRange {
         /// Row asked for.
@@ -96,6 +103,7 @@ impl fmt::Display for Error {
                 write!(f, "integer accumulator overflow in K segment {k_seg}")
             }
             Error::Backend(why) => write!(f, "backend: {why}"),
+            Error::Npu { call, code } => write!(f, "NPU call {call} returned {code}"),
             Error::RowOutOfRange { row, rows } => write!(f, "row {row} out of range (0..{rows})"),
         }
     }

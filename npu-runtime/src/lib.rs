@@ -5,7 +5,7 @@
 //! - [`format`](mod@format): what the bytes of a packed model mean (schemes, pipelines, layouts, tensor
 //!   descriptors); [`target`]: chip profiles as const data.
 //! - [`exec`]: the reference executor of each NPU pipeline; [`backend`]: the seam every
-//!   matmul goes through (`CpuReference`, an RKNPU2 backend next); [`cpu`]: the fast CPU
+//!   matmul goes through (`CpuReference`; [`rknpu`] drives librknnrt, feature `rknpu`); [`cpu`]: the fast CPU
 //!   backend (SIMD kernels, bit-exact to `exec`, optional thread pool).
 //! - [`tokenizer`]: byte-level BPE and SentencePiece over static tables.
 //! - [`model`]: the model as data (`ModelConfig`, `Model`) and a `Session` over a
@@ -24,6 +24,7 @@ pub mod exec;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod rknpu;
 pub mod sampler;
 pub mod target;
 pub mod tokenizer;

@@ -9,11 +9,11 @@
 //! The conversation stays in the KV cache: a new turn evaluates only its own tokens. When the
 //! context is full the conversation starts over (said on stderr). Options: `--system TEXT`,
 //! `--max-tokens N` per reply (default 256), `--greedy`, `--temp T`, `--top-k K`, `--top-p P`,
-//! `--min-p P`, `--repeat-penalty R`, `--seed S`, and `--print-ids` (per turn, the ids fed
+//! `--min-p P`, `--repeat-penalty R`, `--seed S`, `--backend cpu|rknpu|auto` (the
+//! NPU through librknnrt, `NPU_RKNN_LIB`; default cpu), and `--print-ids` (per turn, the ids fed
 //! and the ids generated, one line each; tests/examples/ compares them with `npu run`).
 
 use npu_model_macro::npu_model;
-use npu_runtime::cpu::CpuFast;
 use npu_runtime::generate::{chatml, chatml_next_turn, generate, Message, StopReason};
 use npu_runtime::model::{ModelError, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
@@ -37,11 +37,17 @@ struct Args {
     max_tokens: usize,
     print_ids: bool,
     sampler: SamplerConfig,
+    backend: String,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a =
-        Args { system: None, max_tokens: 256, print_ids: false, sampler: SamplerConfig::DEFAULT };
+    let mut a = Args {
+        system: None,
+        max_tokens: 256,
+        print_ids: false,
+        sampler: SamplerConfig::DEFAULT,
+        backend: "cpu".into(),
+    };
     let mut greedy = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             "--min-p" => a.sampler.min_p = num(&flag, value(&flag)?)?,
             "--repeat-penalty" => a.sampler.repeat_penalty = num(&flag, value(&flag)?)?,
             "--seed" => a.sampler.seed = num(&flag, value(&flag)?)?,
+            "--backend" => a.backend = value(&flag)?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option `{other}`")),
         }
@@ -117,7 +124,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
     // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut session = Session::new(model, CpuFast::new().with_threads(threads)?, &mut arena)?;
+    let backend = npu_runtime::backend::choose(&args.backend, &model.weights, threads)?;
+    let mut session = Session::new(model, backend, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
     let interactive = std::io::stdin().is_terminal();
     let mut piece = vec![0u8; tok.max_token_len()];
@@ -223,7 +231,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("chat: {e}");
             }
-            eprintln!("usage: chat [--system TEXT] [--max-tokens N] [--greedy] [--print-ids] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]");
+            eprintln!("usage: chat [--system TEXT] [--max-tokens N] [--greedy] [--print-ids] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--backend cpu|rknpu|auto]");
             return ExitCode::from(2);
         }
     };

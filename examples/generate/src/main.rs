@@ -9,12 +9,12 @@
 //! already quantized and laid out for the RK3588's int8 pipeline, and the CPU backend computes
 //! exactly what that pipeline computes (SIMD kernels picked for the CPU at run time, bit-exact
 //! to the reference executor). Options: `--max-tokens N` (default 128), `--greedy`,
-//! `--temp T`, `--top-k K`, `--top-p P`, `--min-p P`, `--repeat-penalty R`, `--seed S`, and
+//! `--temp T`, `--top-k K`, `--top-p P`, `--min-p P`, `--repeat-penalty R`, `--seed S`, `--backend cpu|rknpu|auto` (the
+//! NPU through librknnrt, `NPU_RKNN_LIB`; default cpu), and
 //! `--print-ids` (print the prompt's token ids, then the generated ids, one line each: the
 //! same output `npu run ... --print-ids` gives, which tests/examples/ compares).
 
 use npu_model_macro::npu_model;
-use npu_runtime::cpu::CpuFast;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::Session;
 use npu_runtime::sampler::{Sampler, SamplerConfig};
@@ -38,6 +38,7 @@ struct Args {
     max_tokens: usize,
     print_ids: bool,
     sampler: SamplerConfig,
+    backend: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         max_tokens: 128,
         print_ids: false,
         sampler: SamplerConfig::DEFAULT,
+        backend: "cpu".into(),
     };
     let mut prompt = None;
     let mut greedy = false;
@@ -66,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
             "--min-p" => a.sampler.min_p = num(&flag, value(&flag)?)?,
             "--repeat-penalty" => a.sampler.repeat_penalty = num(&flag, value(&flag)?)?,
             "--seed" => a.sampler.seed = num(&flag, value(&flag)?)?,
+            "--backend" => a.backend = value(&flag)?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option `{other}`")),
         }
@@ -94,7 +97,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
     // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut session = Session::new(model, CpuFast::new().with_threads(threads)?, &mut arena)?;
+    let backend = npu_runtime::backend::choose(&args.backend, &model.weights, threads)?;
+    let mut session = Session::new(model, backend, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
 
     let stdout = std::io::stdout();
@@ -144,7 +148,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("generate: {e}");
             }
-            eprintln!("usage: generate --prompt TEXT [--max-tokens N] [--greedy] [--print-ids] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]");
+            eprintln!("usage: generate --prompt TEXT [--max-tokens N] [--greedy] [--print-ids] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--backend cpu|rknpu|auto]");
             return ExitCode::from(2);
         }
     };

@@ -9,6 +9,7 @@
 //! | `Name::CONFIG: ModelConfig` | hyperparameters, context length, stop tokens |
 //! | `Name::CONTEXT`, `Name::ARENA_BYTES` | the context the arena is sized for, and its exact size ([`npu_runtime::model::arena_bytes`], evaluated by rustc) |
 //! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
+//! | `Name::NPU_BUFFERS` | NPU buffers (file descriptors) the RKNPU backend allocates ([`npu_runtime::rknpu::plan`]) |
 //! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
 //! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob + tokenizer tables, all static |
 //! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
@@ -31,7 +32,7 @@ use npu_runtime::target::Target;
 use std::fmt::Write as _;
 
 /// Version of the generated text's shape (part of the cache key).
-pub const CODEGEN_VERSION: u32 = 1;
+pub const CODEGEN_VERSION: u32 = 2;
 
 fn f32_lit(v: f32) -> String {
     format!("f32::from_bits(0x{:08x})", v.to_bits())
@@ -86,6 +87,13 @@ fn layout_literal(l: &Layout) -> String {
 pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
+    let descs = packed.descs();
+    let budget = packed.target.max_buffer;
+    let buffers = match packed.target.id {
+        npu_runtime::target::TargetId::Cpu => 0,
+        _ => npu_runtime::rknpu::plan::buffer_count(&descs, budget),
+    };
+    let _ = writeln!(s, "const NPU_BUFFERS: usize = {buffers};");
     let _ = writeln!(s, "// Descriptor table: {} tensors, blob order.", packed.tensors.len());
     let _ =
         writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
@@ -246,6 +254,8 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     let _ = writeln!(s, "    pub const BLOB_LEN: usize = NPU_BLOB_LEN;");
     let _ = writeln!(s, "    /// SHA-256 of the packed weights.");
     let _ = writeln!(s, "    pub const BLOB_SHA256: [u8; 32] = {:?};", a.blob_sha256);
+    let _ = writeln!(s, "    /// NPU buffers (dma-buf file descriptors) the RKNPU backend allocates for this model: `RLIMIT_NOFILE` must exceed it (0 for the cpu target).");
+    let _ = writeln!(s, "    pub const NPU_BUFFERS: usize = NPU_BUFFERS;");
     let _ = writeln!(s, "    /// Target profile the weights are packed for.");
     let _ = writeln!(s, "    pub const TARGET: ::npu_runtime::target::TargetId = NPU_TARGET;");
     let _ = writeln!(s, "    /// Quantization scheme.");

@@ -36,7 +36,7 @@ pub mod quant;
 pub mod rotate;
 
 use crate::error::Error;
-use crate::format::{ElemType, Pipeline, TensorDesc, TensorKind};
+use crate::format::{ElemType, Layout, Pipeline, TensorDesc, TensorKind};
 
 /// f32 scratch elements [`matmul`] needs for this weight: one padded activation row.
 pub fn scratch_len(desc: &TensorDesc<'_>) -> usize {
@@ -103,14 +103,16 @@ pub fn matmul(
                 for nl in 0..nl_end {
                     let nn = sh.n0 as usize + nl;
                     let partial = match pipeline {
-                        Pipeline::F16F16F32 => dot_f16(desc, bytes, a, nl, sh.n_len as usize),
+                        Pipeline::F16F16F32 => {
+                            dot_f16(desc.layout, bytes, a, nl, sh.n_len as usize)
+                        }
                         Pipeline::I8I8I32 => {
-                            let acc = dot_i8(desc, bytes, a, nl, sh.n_len as usize)
+                            let acc = dot_i8(desc.layout, bytes, a, nl, sh.n_len as usize)
                                 .ok_or(Error::AccumulatorOverflow { k_seg: seg })?;
                             acc as f32 * s_a * desc.scale(blob, seg, nn as u32)
                         }
                         Pipeline::I4I4I16 => {
-                            let acc = dot_i4(desc, bytes, a, nl, sh.n_len as usize)
+                            let acc = dot_i4(desc.layout, bytes, a, nl, sh.n_len as usize)
                                 .ok_or(Error::AccumulatorOverflow { k_seg: seg })?;
                             acc as f32 * s_a * desc.scale(blob, seg, nn as u32)
                         }
@@ -125,12 +127,11 @@ pub fn matmul(
 
 /// Runs of (k, n) elements: yields (k offset in the segment, byte offset in the shard, run).
 fn runs(
-    desc: &TensorDesc<'_>,
+    layout: Layout,
     kl: usize,
     nl: usize,
     n_len: usize,
 ) -> impl Iterator<Item = (usize, usize, usize)> {
-    let layout = desc.layout;
     let run = layout.k_run(kl);
     (0..kl).step_by(run).map(move |k| (k, layout.byte_offset(k, nl, kl, n_len), run))
 }
@@ -152,9 +153,9 @@ pub fn f16_fold(mut l: [f32; F16_LANES]) -> f32 {
     l[0]
 }
 
-fn dot_f16(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> f32 {
+fn dot_f16(layout: Layout, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> f32 {
     let mut lanes = [0.0f32; F16_LANES];
-    for (k, off, run) in runs(desc, a.len(), nl, n_len) {
+    for (k, off, run) in runs(layout, a.len(), nl, n_len) {
         for (j, w) in bytes[off..off + 2 * run].chunks_exact(2).enumerate() {
             let kk = k + j;
             lanes[kk % F16_LANES] += a[kk] * half::f16::from_le_bytes([w[0], w[1]]).to_f32();
@@ -163,14 +164,48 @@ fn dot_f16(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usi
     f16_fold(lanes)
 }
 
-fn dot_i8(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> Option<i32> {
+fn dot_i8(layout: Layout, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> Option<i32> {
     let mut acc = 0i32;
-    for (k, off, run) in runs(desc, a.len(), nl, n_len) {
+    for (k, off, run) in runs(layout, a.len(), nl, n_len) {
         for (j, &w) in bytes[off..off + run].iter().enumerate() {
             acc = acc.checked_add(a[k + j] as i32 * w as i8 as i32)?;
         }
     }
     Some(acc)
+}
+
+/// A raw dot product as the chip returns it, before any scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RawSum {
+    /// fp16 pipeline: f32 sum in the order of [`F16_LANES`].
+    F32(f32),
+    /// int8 pipeline.
+    I32(i32),
+    /// int4 pipeline.
+    I16(i16),
+}
+
+/// The raw dot product of one output channel `nl` of a native block (`a.len()` × `n_len`,
+/// laid out as `layout`) with the activation codes `a` (fp16 values or integer codes held
+/// exactly in f32), summed exactly as [`matmul`] sums it. `None` when the integer accumulator
+/// leaves its range. This is the part of the reference a matmul accelerator replaces;
+/// `bytes` must hold the whole block ([`Layout::byte_len`]).
+pub fn raw_dot(
+    pipeline: Pipeline,
+    layout: Layout,
+    bytes: &[u8],
+    a: &[f32],
+    nl: usize,
+    n_len: usize,
+) -> Option<RawSum> {
+    if layout.elem() != pipeline.elem() || bytes.len() < layout.byte_len(a.len(), n_len) {
+        return None;
+    }
+    Some(match pipeline {
+        Pipeline::F16F16F32 => RawSum::F32(dot_f16(layout, bytes, a, nl, n_len)),
+        Pipeline::I8I8I32 => RawSum::I32(dot_i8(layout, bytes, a, nl, n_len)?),
+        Pipeline::I4I4I16 => RawSum::I16(dot_i4(layout, bytes, a, nl, n_len)?),
+    })
 }
 
 /// Sign-extends the low / high nibble of a byte.
@@ -179,9 +214,9 @@ pub fn nibbles(b: u8) -> (i8, i8) {
     (((b << 4) as i8) >> 4, (b as i8) >> 4)
 }
 
-fn dot_i4(desc: &TensorDesc<'_>, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> Option<i16> {
+fn dot_i4(layout: Layout, bytes: &[u8], a: &[f32], nl: usize, n_len: usize) -> Option<i16> {
     let mut acc = 0i16;
-    for (k, off, run) in runs(desc, a.len(), nl, n_len) {
+    for (k, off, run) in runs(layout, a.len(), nl, n_len) {
         for (j, &w) in bytes[off..off + run / 2].iter().enumerate() {
             let (lo, hi) = nibbles(w);
             acc = acc.checked_add(a[k + 2 * j] as i16 * lo as i16)?;

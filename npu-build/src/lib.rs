@@ -7,10 +7,12 @@
 //! 2. [`dequant`]: turn a tensor's ggml blocks (any common ggml type) into f32 rows.
 //! 3. [`quant`]: pick a scheme (`fp16`, `int8`, `int8_hadamard`, `int4`, `int4_hadamard`) and
 //!    turn f32 rows into a pipeline's values: rotation, per-channel per-K-segment scales.
-//! 4. [`pack`]: place every tensor in its target's native layout, split across cores, into
+//! 4. [`shapes`]: check every tensor the architecture reads against the shape the
+//!    hyperparameters imply, before packing.
+//! 5. [`pack`]: place every tensor in its target's native layout, split across cores, into
 //!    one 64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
-//! 5. [`report`]: per-tensor weight and matmul-output error of the packed model.
-//! 6. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
+//! 6. [`report`]: per-tensor weight and matmul-output error of the packed model.
+//! 7. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
 //!
 //! The `#[npu_model]` path (a build script calls [`compile()`]): [`declare`] (attribute
 //! arguments, shared with the macro), [`discover`] (find declarations in the crate's sources),
@@ -31,6 +33,7 @@ pub mod gguf;
 pub mod pack;
 pub mod quant;
 pub mod report;
+pub mod shapes;
 pub mod tokenizer;
 
 pub use compile::{compile, CompileError, Compiled};

@@ -57,6 +57,8 @@ pub enum PackError {
         /// What is too large.
         msg: String,
     },
+    /// The tensors disagree with the model's hyperparameters.
+    Shapes(crate::shapes::ShapeError),
 }
 
 impl fmt::Display for PackError {
@@ -65,6 +67,7 @@ impl fmt::Display for PackError {
             PackError::Runtime(e) => write!(f, "{e}"),
             PackError::Source { tensor, msg } => write!(f, "reading `{tensor}`: {msg}"),
             PackError::TooLarge { tensor, msg } => write!(f, "`{tensor}` is too large: {msg}"),
+            PackError::Shapes(e) => write!(f, "{e}"),
         }
     }
 }
@@ -156,6 +159,10 @@ pub fn plan(
     let mut entries = Vec::new();
     let mut cursor = 0u64;
     for (i, s) in sources.iter().enumerate() {
+        if s.dims.contains(&0) {
+            let msg = format!("shape {:?} has a zero-length dimension", s.dims);
+            return Err(PackError::Source { tensor: s.name.clone(), msg });
+        }
         let k = to_u32(&s.name, "row length", s.row_len())?;
         let n = to_u32(&s.name, "rows", s.n_rows())?;
         let mut make = |name: &str,
@@ -424,6 +431,7 @@ fn scatter(e: &TensorEntry, it: &Item, out: &ChunkOut, blob: &mut [u8]) {
 
 /// Packs every tensor of `src` for `opts`.
 pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackError> {
+    src.check_model().map_err(PackError::Shapes)?;
     let sources = src.tensors();
     let (entries, blob_len) = plan(&sources, opts)?;
     let blob_len = usize::try_from(blob_len).map_err(|_| PackError::TooLarge {

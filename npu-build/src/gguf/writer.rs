@@ -7,11 +7,20 @@
 
 use super::{GgmlType, ValueType};
 
+/// One tensor to write: name, dims (innermost first), ggml type id, data.
+#[derive(Clone, Debug)]
+struct TensorEntry {
+    name: Vec<u8>,
+    dims: Vec<u64>,
+    ty: u32,
+    data: Vec<u8>,
+}
+
 /// A GGUF file under construction.
 #[derive(Clone, Debug)]
 pub struct GgufWriter {
     kvs: Vec<(Vec<u8>, u32, Vec<u8>)>,
-    tensors: Vec<(Vec<u8>, Vec<u64>, u32, Vec<u8>)>,
+    tensors: Vec<TensorEntry>,
     alignment: u64,
 }
 
@@ -81,7 +90,8 @@ impl GgufWriter {
 
     /// A tensor of type `ty` with `dims` (innermost first) and its raw bytes.
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType, data: Vec<u8>) -> &mut Self {
-        self.tensors.push((name.as_bytes().to_vec(), dims.to_vec(), ty.id(), data));
+        let name = name.as_bytes().to_vec();
+        self.tensors.push(TensorEntry { name, dims: dims.to_vec(), ty: ty.id(), data });
         self
     }
     /// An F32 tensor.
@@ -105,20 +115,20 @@ impl GgufWriter {
         }
         let mut offset = 0u64;
         let mut offsets = Vec::with_capacity(self.tensors.len());
-        for (name, dims, ty, data) in &self.tensors {
-            put_str(&mut o, name);
-            o.extend((dims.len() as u32).to_le_bytes());
-            dims.iter().for_each(|d| o.extend(d.to_le_bytes()));
-            o.extend(ty.to_le_bytes());
+        for t in &self.tensors {
+            put_str(&mut o, &t.name);
+            o.extend((t.dims.len() as u32).to_le_bytes());
+            t.dims.iter().for_each(|d| o.extend(d.to_le_bytes()));
+            o.extend(t.ty.to_le_bytes());
             o.extend(offset.to_le_bytes());
             offsets.push(offset);
-            offset = (offset + data.len() as u64).div_ceil(a) * a;
+            offset = (offset + t.data.len() as u64).div_ceil(a) * a;
         }
         o.resize((o.len() as u64).div_ceil(a) as usize * a as usize, 0);
         let start = o.len();
-        for ((.., data), off) in self.tensors.iter().zip(offsets) {
+        for (t, off) in self.tensors.iter().zip(offsets) {
             o.resize(start + off as usize, 0);
-            o.extend(data);
+            o.extend(&t.data);
         }
         o
     }

@@ -194,7 +194,7 @@ pub fn model_bytes(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         match u.int_in_range(0u8..=9)? {
             0..=2 => {
                 let ty = *u.choose(&[GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0])?;
-                if ty == GgmlType::F16 || tensors[i].dims[0] % 32 == 0 {
+                if ty == GgmlType::F16 || tensors[i].dims[0].is_multiple_of(32) {
                     tensors[i].ty = ty;
                 }
             }

@@ -71,7 +71,7 @@ fn every_problem_is_listed() {
     assert!(e.contains("`output_norm.weight` has shape [0], expected [128]"), "{e}");
 }
 
-/// Cases of the seeded mutation run (about 8 s in a release build on one loaded core).
+/// Cases of the seeded mutation run (about 4 s in a release build on a loaded 2-core machine).
 const CASES: u64 = 5000;
 
 #[test]
@@ -84,7 +84,7 @@ fn seeded_hostile_models_give_errors_not_panics() {
         let mut u = Unstructured::new(&input);
         let Ok(model) = hostile::model_bytes(&mut u) else { continue };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            hostile::exercise(&model, &mut u).unwrap_or(Reached::Nothing)
+            hostile::exercise(&model, &mut u).unwrap_or(Reached::InputShort)
         }));
         match r {
             Ok(r) => *reached.entry(r).or_insert(0u32) += 1,
@@ -94,7 +94,7 @@ fn seeded_hostile_models_give_errors_not_panics() {
     eprintln!("hostile models: {reached:?}");
     // The run means something only if it both refuses and runs models.
     assert!(
-        reached.get(&Reached::Tokenizer).copied().unwrap_or(0) > CASES as u32 / 20,
+        reached.get(&Reached::PackRefused).copied().unwrap_or(0) > CASES as u32 / 20,
         "{reached:?}"
     );
     assert!(reached.get(&Reached::Ran).copied().unwrap_or(0) > CASES as u32 / 20, "{reached:?}");

@@ -313,14 +313,19 @@ pub fn sampler_config(u: &mut Unstructured<'_>) -> Result<SamplerConfig> {
     })
 }
 
-/// What [`exercise`] got to.
+/// Where [`exercise`] stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Reached {
+    /// The input ran out before the path was done.
     #[default]
-    Nothing,
-    Read,
-    Tokenizer,
-    Packed,
+    InputShort,
+    /// The reader refused the file.
+    ReaderRefused,
+    /// The packer refused the model (shape check, tensor data, target limits).
+    PackRefused,
+    /// Packed, but the tokenizer or the config was refused.
+    NoConfig,
+    /// Packed and ran in a session.
     Ran,
 }
 
@@ -328,7 +333,7 @@ pub enum Reached {
 /// invariant breaks (a model the packer accepted is refused by the runtime); every bad input
 /// must come back as an error.
 pub fn exercise(bytes: &[u8], u: &mut Unstructured<'_>) -> Result<Reached> {
-    let Ok(g) = Gguf::from_bytes("fuzz.gguf", bytes) else { return Ok(Reached::Read) };
+    let Ok(g) = Gguf::from_bytes("fuzz.gguf", bytes) else { return Ok(Reached::ReaderRefused) };
     let _ = g.hparams();
     let tok = OwnedTokenizerTables::from_gguf(&g);
     if let Ok(tok) = &tok {
@@ -353,12 +358,12 @@ pub fn exercise(bytes: &[u8], u: &mut Unstructured<'_>) -> Result<Reached> {
         Ok(p) => p,
         Err(e) => {
             assert!(!e.to_string().is_empty());
-            return Ok(Reached::Tokenizer);
+            return Ok(Reached::PackRefused);
         }
     };
-    let Ok(tok) = tok else { return Ok(Reached::Packed) };
+    let Ok(tok) = tok else { return Ok(Reached::NoConfig) };
     let ctx = g.hparams().map(|h| h.context_length.min(32)).unwrap_or(16);
-    let Ok(config) = model_config(&g, &tok, Some(ctx)) else { return Ok(Reached::Packed) };
+    let Ok(config) = model_config(&g, &tok, Some(ctx)) else { return Ok(Reached::NoConfig) };
     let descs = packed.descs();
     let tables = tok.tables();
     let model = Model {

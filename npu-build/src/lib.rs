@@ -1,7 +1,5 @@
 #![doc = include_str!("../README.md")]
 //!
-//! ## Modules
-//!
 //! # In a build script
 //!
 //! ```no_run
@@ -26,15 +24,17 @@
 //!    typed access to the model's hyperparameters (for the runtime's architectures).
 //! 4. [`tokenizer`]: tokenizer tables from GGUF metadata, for the runtime's tokenizers.
 //! 5. [`config`]: the runtime's model config from metadata (shared with the CLI).
-//! 6. [`quant`]: schemes by name, and f32 rows to a pipeline's values (rotation,
+//! 6. [`shapes`]: every tensor the architecture reads against the shape the hyperparameters
+//!    imply, checked before packing.
+//! 7. [`quant`]: schemes by name, and f32 rows to a pipeline's values (rotation,
 //!    per-channel per-K-segment scales).
-//! 7. [`rng`], [`report`]: the report's deterministic activation batch; per-tensor weight and
+//! 8. [`rng`], [`report`]: the report's deterministic activation batch; per-tensor weight and
 //!    matmul-output error of the packed model.
-//! 8. [`pack`]: every tensor in its target's native layout, split across cores, into one
+//! 9. [`pack`]: every tensor in its target's native layout, split across cores, into one
 //!    64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
-//! 9. [`declare`]: the attribute's arguments (shared with the macro); [`protocol`]: the files
+//! 10. [`declare`]: the attribute's arguments (shared with the macro); [`protocol`]: the files
 //!    through which the build script reports to the attribute.
-//! 10. The build path, private: `discover` (declarations in the crate's sources), `cache`
+//! 11. The build path, private: `discover` (declarations in the crate's sources), `cache`
 //!     (content-hash keyed packed models), `embed` (the blob into the binary: aligned
 //!     `include_bytes!` or a linked object file), `codegen` (the generated Rust), `compile`
 //!     ([`Config`]).
@@ -55,6 +55,7 @@ pub mod protocol;
 pub mod quant;
 pub mod report;
 pub mod rng;
+pub mod shapes;
 pub mod tokenizer;
 
 pub use compile::{compile, CompileError, Compiled, Config, ModelOutcome, ENV_VARS};

@@ -209,21 +209,6 @@ pub fn run(args: RunArgs) -> CmdResult {
     if args.prompt.is_none() && args.prompt_ids.is_none() {
         return Err("give --prompt or --prompt-ids".into());
     }
-    let (packed, config, owned_tok) = load(&args.model, args.ctx)?;
-    let tables = owned_tok.tables();
-    let descs = packed.descs();
-    let m = model(&packed, &descs, config, &tables);
-    let tok = m.tokenizer()?;
-    let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
-        (Some(ids), _) => ids.clone(),
-        (None, Some(p)) => {
-            tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?
-        }
-        (None, None) => return Err("give --prompt or --prompt-ids".into()),
-    };
-    let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
-    let mut session = Session::new(m, backend, &mut arena)?;
     let sc = if args.greedy {
         SamplerConfig::GREEDY
     } else {
@@ -237,6 +222,38 @@ pub fn run(args: RunArgs) -> CmdResult {
             ..SamplerConfig::DEFAULT
         }
     };
+    // Settings are checked before the model is packed: a typo fails at once.
+    sc.check()?;
+    let (packed, config, owned_tok) = load(&args.model, args.ctx)?;
+    let tables = owned_tok.tables();
+    let descs = packed.descs();
+    let m = model(&packed, &descs, config, &tables);
+    let tok = m.tokenizer()?;
+    let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
+        (Some(ids), _) => ids.clone(),
+        (None, Some(p)) => {
+            tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?
+        }
+        (None, None) => return Err("give --prompt or --prompt-ids".into()),
+    };
+    if let Some(&id) = prompt.iter().find(|&&id| id >= config.vocab) {
+        return Err(format!(
+            "prompt token id {id} is outside the model's vocabulary (0..{})",
+            config.vocab
+        )
+        .into());
+    }
+    if prompt.len() > config.context_len as usize {
+        return Err(format!(
+            "the prompt is {} tokens long but the context holds {} (raise --ctx, at most the trained length)",
+            prompt.len(),
+            config.context_len
+        )
+        .into());
+    }
+    let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
+    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
+    let mut session = Session::new(m, backend, &mut arena)?;
     let mut sampler = Sampler::new(sc);
     let stdout = std::io::stdout();
     if args.print_ids {

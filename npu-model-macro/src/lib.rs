@@ -109,8 +109,11 @@
 //!
 //! Mistakes are compile errors under the attribute: unknown target or quant (with the valid
 //! names and the nearest one), a scheme the target cannot run, a missing file (with the
-//! resolved path), an unsupported architecture or tensor type, a context longer than the
-//! model's, duplicate names, a missing build script. Errors found by the build script reach
+//! resolved path), an unsupported architecture or tensor type, a tensor whose shape disagrees
+//! with the hyperparameters (named, with its shape and the expected one), a context longer
+//! than the model's, duplicate names, a missing build script. One mistake is one error: after
+//! an error the struct still gets every associated item (inert placeholders), so code that
+//! uses the model adds no "not found" errors. Errors found by the build script reach
 //! the attribute through `OUT_DIR/npu-model/<Name>.err`, which the expansion reads: it is
 //! rewritten whenever the build script reruns, which always recompiles this crate.
 #![deny(missing_docs)]
@@ -127,11 +130,57 @@ pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.into();
     expand(attr.into(), item2.clone())
         .unwrap_or_else(|e| {
-            // Keep the item so that its other uses do not add a cascade of "not found" errors.
+            // One error per mistake: keep the item and give it every associated item the
+            // generated code has, so its uses elsewhere add no "not found" errors.
             let err = e.to_compile_error();
-            quote! { #err #item2 }
+            let stand_in = syn::parse2::<syn::Item>(item2.clone())
+                .ok()
+                .and_then(|it| declare::check_item(&it).ok().map(placeholder_impl));
+            quote! { #err #item2 #stand_in }
         })
         .into()
+}
+
+/// The items of `npu_build::codegen::assemble`'s `impl`, with inert values: emitted next to
+/// a compile error only (the build fails anyway), so code that uses the model type-checks
+/// instead of repeating the error as "no associated item" errors. Keep the names and types
+/// in step with `assemble`.
+fn placeholder_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
+    quote! {
+        #[allow(dead_code, clippy::all)]
+        impl #ident {
+            /// Placeholder: this declaration failed to compile.
+            pub const CONFIG: ::npu_runtime::model::ModelConfig = ::npu_runtime::model::ModelConfig::new(
+                ::npu_runtime::model::Arch::Llama, 1, 1, 1, 1, 1, 1, 1, 1.0, 1.0, true, 1, 0,
+            );
+            /// Placeholder.
+            pub const CONTEXT: u32 = 1;
+            /// Placeholder.
+            pub const ARENA_BYTES: usize = 0;
+            /// Placeholder.
+            pub const BLOB_LEN: usize = 0;
+            /// Placeholder.
+            pub const BLOB_SHA256: [u8; 32] = [0; 32];
+            /// Placeholder.
+            pub const TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::Cpu;
+            /// Placeholder.
+            pub const SCHEME: ::npu_runtime::format::Scheme = ::npu_runtime::format::Scheme::Int8;
+            /// Placeholder.
+            pub const EMBED: &'static str = "bytes";
+            /// Placeholder.
+            pub fn model() -> &'static ::npu_runtime::model::Model<'static> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn blob() -> &'static [u8] {
+                &[]
+            }
+        }
+    }
 }
 
 fn expand(

@@ -7,8 +7,10 @@
 //!
 //! Before building, the harness writes small GGUF files into the case's `models/`:
 //! `tiny.gguf` (a valid one-block llama with a 4-token BPE vocabulary), `gpt2.gguf` (an
-//! architecture npu-runtime does not run) and `iq2.gguf` (a tensor of a type the dequantizer
-//! does not read).
+//! architecture npu-runtime does not run), `iq2.gguf` (a tensor of a type the dequantizer
+//! does not read), and two copies of `models/tiny/moby-tiny.gguf` whose
+//! `blk.1.ffn_norm.weight` has shape `[0]` (`moby-zero-dim.gguf`) or `[64]`
+//! (`moby-short-norm.gguf`) instead of `[128]`, edited in the tensor table.
 //!
 //! `NPU_UI_BLESS=1` rewrites the expected files. Cases run in a shared target directory
 //! (`$CARGO_TARGET_DIR/npu-ui` or `target/npu-ui`), so npu-build is compiled once.
@@ -129,34 +131,55 @@ fn llama_kv(arch: &'static str) -> Vec<(&'static str, Val)> {
 
 fn write_models(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let (d, ff, v) = (64u64, 128u64, 4u64);
+    let (d, v) = (64u64, 4u64);
     let dd = d as usize;
-    let block = |ty_ffn_down: u32, down: Vec<u8>| -> Vec<(&'static str, Vec<u64>, u32, Vec<u8>)> {
-        vec![
-            ("token_embd.weight", vec![d, v], 0, f32s(dd * v as usize, 1)),
-            ("blk.0.attn_norm.weight", vec![d], 0, f32s(dd, 2)),
-            ("blk.0.attn_q.weight", vec![d, d], 0, f32s(dd * dd, 3)),
-            ("blk.0.attn_k.weight", vec![d, 32], 0, f32s(dd * 32, 4)),
-            ("blk.0.attn_v.weight", vec![d, 32], 0, f32s(dd * 32, 5)),
-            ("blk.0.attn_output.weight", vec![d, d], 0, f32s(dd * dd, 6)),
-            ("blk.0.ffn_norm.weight", vec![d], 0, f32s(dd, 7)),
-            ("blk.0.ffn_gate.weight", vec![d, ff], 0, f32s(dd * ff as usize, 8)),
-            ("blk.0.ffn_up.weight", vec![d, ff], 0, f32s(dd * ff as usize, 9)),
-            (
-                "blk.0.ffn_down.weight",
-                vec![ff * if ty_ffn_down == 0 { 1 } else { 2 }, d],
-                ty_ffn_down,
-                down,
-            ),
-            ("output_norm.weight", vec![d], 0, f32s(dd, 10)),
-        ]
-    };
-    let ok = block(0, f32s(ff as usize * dd, 11));
+    // One block with FFN width `ff`; `ffn_down` of type `ty_down` with bytes `down`.
+    let block =
+        |ff: u64, ty_down: u32, down: Vec<u8>| -> Vec<(&'static str, Vec<u64>, u32, Vec<u8>)> {
+            let f = ff as usize;
+            vec![
+                ("token_embd.weight", vec![d, v], 0, f32s(dd * v as usize, 1)),
+                ("blk.0.attn_norm.weight", vec![d], 0, f32s(dd, 2)),
+                ("blk.0.attn_q.weight", vec![d, d], 0, f32s(dd * dd, 3)),
+                ("blk.0.attn_k.weight", vec![d, 32], 0, f32s(dd * 32, 4)),
+                ("blk.0.attn_v.weight", vec![d, 32], 0, f32s(dd * 32, 5)),
+                ("blk.0.attn_output.weight", vec![d, d], 0, f32s(dd * dd, 6)),
+                ("blk.0.ffn_norm.weight", vec![d], 0, f32s(dd, 7)),
+                ("blk.0.ffn_gate.weight", vec![d, ff], 0, f32s(dd * f, 8)),
+                ("blk.0.ffn_up.weight", vec![d, ff], 0, f32s(dd * f, 9)),
+                ("blk.0.ffn_down.weight", vec![ff, d], ty_down, down),
+                ("output_norm.weight", vec![d], 0, f32s(dd, 10)),
+            ]
+        };
+    let ok = block(128, 0, f32s(128 * dd, 11));
     std::fs::write(dir.join("tiny.gguf"), gguf(&llama_kv("llama"), &ok)).unwrap();
     std::fs::write(dir.join("gpt2.gguf"), gguf(&llama_kv("gpt2"), &ok)).unwrap();
-    // IQ2_XXS (ggml type 16): 66-byte blocks of 256 values; 64 rows of 256 values.
-    let iq = block(16, vec![0u8; 66 * 64]);
-    std::fs::write(dir.join("iq2.gguf"), gguf(&llama_kv("llama"), &iq)).unwrap();
+    // IQ2_XXS (ggml type 16): 66-byte blocks of 256 values; FFN width 256, so `ffn_down` is
+    // 64 rows of one block each.
+    let iq = block(256, 16, vec![0u8; 66 * 64]);
+    let mut kv = llama_kv("llama");
+    for (k, val) in kv.iter_mut() {
+        if *k == "llama.feed_forward_length" {
+            *val = Val::U32(256);
+        }
+    }
+    std::fs::write(dir.join("iq2.gguf"), gguf(&kv, &iq)).unwrap();
+    let moby = std::fs::read(root().join("models/tiny/moby-tiny.gguf")).unwrap();
+    for (file, len) in [("moby-zero-dim.gguf", 0u64), ("moby-short-norm.gguf", 64)] {
+        std::fs::write(dir.join(file), with_dim(&moby, "blk.1.ffn_norm.weight", len)).unwrap();
+    }
+}
+
+/// `gguf` with the length of 1-D tensor `name` set to `len` in the tensor table (the data
+/// stays where it is, so the file still opens).
+fn with_dim(gguf: &[u8], name: &str, len: u64) -> Vec<u8> {
+    let mut b = gguf.to_vec();
+    let mut key = (name.len() as u64).to_le_bytes().to_vec();
+    key.extend(name.as_bytes());
+    let at = b.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(b[at..at + 4], 1u32.to_le_bytes(), "{name} is not 1-D");
+    b[at + 4..at + 12].copy_from_slice(&len.to_le_bytes());
+    b
 }
 
 // ---- the harness ----

@@ -69,6 +69,32 @@ impl SamplerConfig {
     };
 }
 
+impl SamplerConfig {
+    /// Checks the settings a caller may have taken from outside (a command line, a config
+    /// file): every float finite, `repeat_penalty > 0`. [`Sampler::sample`] refuses a config
+    /// that fails this; callers can check it up front for an early error.
+    pub fn check(&self) -> Result<(), SampleError> {
+        let fields = [
+            ("temperature", self.temperature),
+            ("top_p", self.top_p),
+            ("min_p", self.min_p),
+            ("repeat_penalty", self.repeat_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ];
+        for (setting, v) in fields {
+            if !v.is_finite() {
+                return Err(SampleError::BadSetting { setting, value_bits: v.to_bits() });
+            }
+        }
+        if self.repeat_penalty <= 0.0 {
+            let value_bits = self.repeat_penalty.to_bits();
+            return Err(SampleError::BadSetting { setting: "repeat_penalty", value_bits });
+        }
+        Ok(())
+    }
+}
+
 impl Default for SamplerConfig {
     fn default() -> Self {
         SamplerConfig::DEFAULT
@@ -91,6 +117,14 @@ pub enum SampleError {
     Empty,
     /// Every logit is NaN or −∞ after filtering.
     NoCandidate,
+    /// A setting is not a finite number, or `repeat_penalty` is not positive
+    /// ([`SamplerConfig::check`]).
+    BadSetting {
+        /// The field of [`SamplerConfig`].
+        setting: &'static str,
+        /// Its value, as `f32` bits (so this type stays `Eq`).
+        value_bits: u32,
+    },
 }
 
 impl core::fmt::Display for SampleError {
@@ -98,6 +132,14 @@ impl core::fmt::Display for SampleError {
         match self {
             SampleError::Empty => f.write_str("sampler: no logits or too little candidate scratch"),
             SampleError::NoCandidate => f.write_str("sampler: no finite logit to choose from"),
+            SampleError::BadSetting { setting, value_bits } => {
+                let v = f32::from_bits(*value_bits);
+                if *setting == "repeat_penalty" && v.is_finite() {
+                    write!(f, "sampler: repeat_penalty {v} must be a positive number")
+                } else {
+                    write!(f, "sampler: {setting} {v} is not a finite number")
+                }
+            }
         }
     }
 }
@@ -157,6 +199,7 @@ impl Sampler {
         history: &[u32],
     ) -> Result<u32, SampleError> {
         let c = self.config;
+        c.check()?;
         if logits.is_empty() || cand.len() < logits.len() {
             return Err(SampleError::Empty);
         }
@@ -196,6 +239,10 @@ impl Sampler {
         cand[..k].sort_unstable_by(&cmp);
         let mut n = k;
         let top = logits[cand[0] as usize];
+        if top == f32::INFINITY {
+            // Infinitely likely: the first +∞ (lowest id) wins; the softmax below would be NaN.
+            return Ok(cand[0]);
+        }
         // Softmax mass of the kept candidates (max-subtracted, f64 sums).
         let mass = |cands: &[u32]| -> f64 {
             cands.iter().map(|&i| libm::exp((logits[i as usize] - top) as f64)).sum()
@@ -234,7 +281,9 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn greedy_takes_argmax_and_lowest_on_ties() {
@@ -289,6 +338,38 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(s.sample(&mut [1.0, 2.0, 3.0, 0.0], &mut [0; 4], &[]), Ok(2));
         }
+    }
+
+    #[test]
+    fn settings_that_are_not_numbers_are_errors() {
+        let mut cand = [0u32; 3];
+        for (name, cfg) in [
+            ("temperature", SamplerConfig { temperature: f32::NAN, ..SamplerConfig::DEFAULT }),
+            ("top_p", SamplerConfig { top_p: f32::INFINITY, ..SamplerConfig::DEFAULT }),
+            ("min_p", SamplerConfig { min_p: -f32::INFINITY, ..SamplerConfig::DEFAULT }),
+            ("repeat_penalty", SamplerConfig { repeat_penalty: 0.0, ..SamplerConfig::DEFAULT }),
+            (
+                "presence_penalty",
+                SamplerConfig { presence_penalty: f32::NAN, ..SamplerConfig::GREEDY },
+            ),
+        ] {
+            let e = Sampler::new(cfg).sample(&mut [0.0, 1.0, 2.0], &mut cand, &[]).unwrap_err();
+            assert!(
+                matches!(e, SampleError::BadSetting { setting, .. } if setting == name),
+                "{e:?}"
+            );
+            assert_eq!(cfg.check(), Err(e));
+        }
+        assert_eq!(SamplerConfig::DEFAULT.check(), Ok(()));
+        let e = SamplerConfig { temperature: f32::NAN, ..SamplerConfig::DEFAULT }.check();
+        assert_eq!(e.unwrap_err().to_string(), "sampler: temperature NaN is not a finite number");
+    }
+
+    #[test]
+    fn infinite_logits_win_without_nan() {
+        let mut s = Sampler::new(SamplerConfig { top_k: 0, ..SamplerConfig::DEFAULT });
+        let mut l = [0.0, f32::INFINITY, f32::NAN, f32::INFINITY];
+        assert_eq!(s.sample(&mut l, &mut [0; 4], &[]), Ok(1));
     }
 
     #[test]

@@ -72,12 +72,14 @@ mod hparams;
 mod reader;
 mod tensor;
 mod value;
+mod writer;
 
 pub use crate::ggml::GgmlType;
 pub use error::{Error, ErrorKind};
 pub use hparams::{rope_style_name, HParams, RopeStyle, TokenizerSummary};
 pub use tensor::TensorInfo;
 pub use value::{Array, ArrayIter, Value, ValueType, MAX_ARRAY_DEPTH};
+pub use writer::GgufWriter;
 
 use reader::{MetaEntry, Parsed};
 use std::path::Path;

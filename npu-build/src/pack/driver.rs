@@ -40,6 +40,7 @@ struct Job<'a> {
 
 /// Packs every tensor of `src` for `opts`.
 pub fn pack(src: &dyn TensorSource, opts: &PackOptions) -> Result<Packed, PackError> {
+    src.check_model().map_err(PackError::Shapes)?;
     let (entries, blob_len) = plan::plan(&src.tensors(), opts)?;
     let blob_len = usize::try_from(blob_len).map_err(|_| PackError::TooLarge {
         tensor: String::new(),

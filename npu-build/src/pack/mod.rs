@@ -66,6 +66,8 @@ pub enum PackError {
         /// What is too large.
         msg: String,
     },
+    /// The tensors disagree with the model's hyperparameters.
+    Shapes(crate::shapes::ShapeError),
 }
 
 impl fmt::Display for PackError {
@@ -74,6 +76,7 @@ impl fmt::Display for PackError {
             PackError::Runtime(e) => write!(f, "{e}"),
             PackError::Source { tensor, msg } => write!(f, "reading `{tensor}`: {msg}"),
             PackError::TooLarge { tensor, msg } => write!(f, "`{tensor}` is too large: {msg}"),
+            PackError::Shapes(e) => write!(f, "{e}"),
         }
     }
 }

@@ -31,6 +31,10 @@ pub fn plan(
     let mut entries = Vec::new();
     let mut cursor = 0u64;
     for (i, s) in sources.iter().enumerate() {
+        if s.dims.contains(&0) {
+            let msg = format!("shape {:?} has a zero-length dimension", s.dims);
+            return Err(PackError::Source { tensor: s.name.clone(), msg });
+        }
         let k = to_u32(&s.name, "row length", s.row_len())?;
         let n = to_u32(&s.name, "rows", s.n_rows())?;
         let mut make = |name: &str, kind: TensorKind, scheme: Option<Scheme>| {

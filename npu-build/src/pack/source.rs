@@ -35,6 +35,11 @@ pub trait TensorSource: Sync {
         n_rows: u64,
         out: &mut [f32],
     ) -> Result<(), String>;
+    /// Checks that the tensors form a model the runtime can run, before anything is packed
+    /// (a GGUF: [`crate::shapes::check`]). Other sources are taken as they are.
+    fn check_model(&self) -> Result<(), crate::shapes::ShapeError> {
+        Ok(())
+    }
 }
 
 /// In-memory tensors: `(name, dims, values)`.
@@ -84,6 +89,9 @@ impl TensorSource for MemSource {
 }
 
 impl TensorSource for crate::gguf::Gguf<'_> {
+    fn check_model(&self) -> Result<(), crate::shapes::ShapeError> {
+        crate::shapes::check(self)
+    }
     fn tensors(&self) -> Vec<SourceTensor> {
         crate::gguf::Gguf::tensors(self)
             .iter()

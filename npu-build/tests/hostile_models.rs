@@ -99,3 +99,22 @@ fn seeded_hostile_models_give_errors_not_panics() {
     );
     assert!(reached.get(&Reached::Ran).copied().unwrap_or(0) > CASES as u32 / 20, "{reached:?}");
 }
+
+#[test]
+fn missing_and_unused_tensors_are_named() {
+    // Rename a tensor in place (same length): the model lacks the real name and carries one
+    // the architecture does not read.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tiny/moby-tiny.gguf");
+    let mut b = std::fs::read(p).unwrap();
+    let at = b.windows(21).position(|w| w == b"blk.3.ffn_gate.weight").unwrap();
+    b[at..at + 21].copy_from_slice(b"blk.3.ffn_gate.weighx");
+    let e = pack_err(b);
+    assert!(
+        e.contains("tensor `blk.3.ffn_gate.weight` is missing (expected shape [128, 384])"),
+        "{e}"
+    );
+    assert!(
+        e.contains("tensor `blk.3.ffn_gate.weighx` [128, 384] is not read by this architecture"),
+        "{e}"
+    );
+}

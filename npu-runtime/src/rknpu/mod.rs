@@ -5,7 +5,7 @@
 //! - [`plan`]: the NPU memory plan (buffers, IOMMU domains) of a packed model, no_std; the
 //!   build script's `NPU_BUFFERS` const and the backend's allocations both come from it.
 //! - `library` and `backend` (feature `rknpu`, needs `std`): librknnrt loaded at run time and
-//!   [`RknpuBackend`](crate::rknpu::RknpuBackend), a [`crate::backend::Backend`].
+//!   `RknpuBackend`, a [`crate::backend::Backend`].
 //!
 //! Call sequence, memory plan and what the stand-in can and cannot prove:
 //! `docs/rknpu-backend.md`.

@@ -33,8 +33,8 @@ use crate::declare::{self, Declaration, Embed, Site};
 use crate::discover::{self, Found};
 use crate::embed::{self, ObjTarget};
 use crate::gguf::Gguf;
+use crate::model::{LoadError, OwnedModel};
 use crate::pack::{self, PackOptions};
-use crate::tokenizer::OwnedTokenizerTables;
 use npu_runtime::model::arena_bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -250,7 +250,7 @@ pub fn compile() -> Result<Compiled, CompileError> {
 fn remove_stale(ctx: &Ctx, names: &[String]) {
     let mut own: Vec<String> = vec![INDEX_FILE.to_string(), "cache".to_string()];
     for n in names {
-        for ext in ["rs", "err", "blob", "stamp", "report.json"] {
+        for ext in ["rs", "err", "blob", "tok", "stamp", "report.json"] {
             own.push(format!("{n}.{ext}"));
         }
         if let Ok(t) = &ctx.target {
@@ -450,6 +450,16 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
         )
     });
 
+    // The tokenizer tables' bytes, in the compilation target's byte order.
+    let tok_file = format!("{}.tok", d.name);
+    let tok = std::fs::read(entry.join(if target.little_endian {
+        "tokenizer.le"
+    } else {
+        "tokenizer.be"
+    }))
+    .map_err(|e| (Site::Attr, format!("reading cache entry {}: {e}", entry.display())))?;
+    cache::write_if_changed(&gen.join(&tok_file), &tok).map_err(io)?;
+
     let model_part = read("model.rs")?;
     let code = codegen::assemble(
         &Assembly {
@@ -461,6 +471,7 @@ fn build_one(ctx: &Ctx, d: &Declaration) -> Result<Built, (Site, String)> {
             blob_len,
             blob_sha256,
             blob: blob_ref,
+            tokenizer_file: tok_file,
         },
         &model_part,
     );
@@ -483,21 +494,22 @@ fn pack_into_cache(
     let t0 = Instant::now();
     let g =
         Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
-    let tok =
-        OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
-    let config = crate::config::model_config(&g, &tok, None).map_err(|e| (Site::Path, e))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
-    let packed = pack::pack(&g, &opts).map_err(|e| {
-        let site = if matches!(
-            e,
-            pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. })
-        ) {
-            Site::Quant
-        } else {
-            Site::Path
-        };
-        (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
-    })?;
+    let OwnedModel { config, packed, tokenizer: tok } = OwnedModel::from_gguf(&g, &opts, None)
+        .map_err(|e| match e {
+            LoadError::Pack(e) => {
+                let site = if matches!(
+                    e,
+                    pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. })
+                ) {
+                    Site::Quant
+                } else {
+                    Site::Path
+                };
+                (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
+            }
+            e => (Site::Path, e.to_string()),
+        })?;
     let sha = cache::sha256(&packed.blob);
     let part = codegen::model_part(&packed, &tok.to_rust_source("NPU_TOK"));
     let info = format!("blob_len={}\nblob_sha256={}\n", packed.blob.len(), cache::hex(&sha));
@@ -506,6 +518,8 @@ fn pack_into_cache(
         .put(key, |dir| {
             std::fs::write(dir.join("blob"), &packed.blob)?;
             std::fs::write(dir.join("model.rs"), &part)?;
+            std::fs::write(dir.join("tokenizer.le"), tok.to_bytes(true))?;
+            std::fs::write(dir.join("tokenizer.be"), tok.to_bytes(false))?;
             std::fs::write(dir.join("config"), codegen::config_to_text(&config))?;
             std::fs::write(dir.join("report.json"), packed.report.to_json())?;
             std::fs::write(dir.join("tensors.json"), packed.tensors_json())?;

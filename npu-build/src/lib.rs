@@ -14,7 +14,8 @@
 //!
 //! The `#[npu_model]` path (a build script calls [`compile()`]): [`declare`] (attribute
 //! arguments, shared with the macro), [`discover`] (find declarations in the crate's sources),
-//! [`config`] (the runtime's model config from metadata, shared with the CLI), [`cache`]
+//! [`config`] (the runtime's model config from metadata, shared with the CLI), [`model`] (a
+//! model packed in memory, for the CLI, benches and tests), [`cache`]
 //! (content-hash keyed packed models), [`codegen`] (the generated Rust), [`embed`]
 //! (blob into the binary: aligned `include_bytes!` or a linked object file).
 #![deny(missing_docs)]
@@ -28,6 +29,7 @@ pub mod dequant;
 pub mod discover;
 pub mod embed;
 pub mod gguf;
+pub mod model;
 pub mod pack;
 pub mod quant;
 pub mod report;

@@ -274,6 +274,32 @@ fn gpt2_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 impl OwnedTokenizerTables {
+    /// Tables with no tokens (no vocabulary, no byte tokens), for models of random weights:
+    /// encoding fails, decoding finds no token.
+    pub fn empty() -> OwnedTokenizerTables {
+        OwnedTokenizerTables {
+            kind: TokenizerKind::Bpe,
+            pre: PreTokenizer::None,
+            token_bytes: Vec::new(),
+            token_offsets: vec![0],
+            token_attrs: Vec::new(),
+            sorted_ids: Vec::new(),
+            merges: Vec::new(),
+            scores: Vec::new(),
+            specials: Vec::new(),
+            byte_tokens: vec![NO_TOKEN; 256],
+            bos: None,
+            eos: None,
+            eot: None,
+            eom: None,
+            pad: None,
+            add_bos: false,
+            add_eos: false,
+            add_space_prefix: false,
+            ignore_merges: false,
+        }
+    }
+
     /// Reads and builds the tables of a GGUF file.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<OwnedTokenizerTables, TokenizerBuildError> {
         Self::build(&TokenizerSource::from_gguf(g)?)
@@ -509,69 +535,94 @@ impl OwnedTokenizerTables {
         }
     }
 
-    /// Rust source for the tables: `static` arrays named `{PREFIX}_*` and a
-    /// `pub static {PREFIX}: npu_runtime::tokenizer::TokenizerTables<'static>` over them.
-    /// Deterministic: the same tables always print the same text.
+    /// The sections of [`to_bytes`](Self::to_bytes), in file order: 4-byte words first
+    /// (`u32`, `f32`, [`BpeMerge`]), then bytes; each starts on a [`TOKENIZER_ALIGN`] boundary.
+    pub fn sections(&self) -> Vec<Section> {
+        let mut out = Vec::with_capacity(8);
+        let mut at = 0usize;
+        let mut add = |field: &'static str, ty: &'static str, elem: usize, len: usize| {
+            at = at.div_ceil(TOKENIZER_ALIGN) * TOKENIZER_ALIGN;
+            out.push(Section { field, ty, offset: at, len });
+            at += elem * len;
+        };
+        add("token_offsets", "u32", 4, self.token_offsets.len());
+        add("sorted_ids", "u32", 4, self.sorted_ids.len());
+        add("merges", "::npu_runtime::tokenizer::BpeMerge", 16, self.merges.len());
+        add("scores", "f32", 4, self.scores.len());
+        add("specials", "u32", 4, self.specials.len());
+        add("byte_tokens", "u32", 4, self.byte_tokens.len());
+        add("token_bytes", "u8", 1, self.token_bytes.len());
+        add("token_attrs", "u8", 1, self.token_attrs.len());
+        out
+    }
+
+    /// The tables' slices as one file, laid out as [`sections`](Self::sections) says, with
+    /// integers and floats in little- or big-endian order (the compilation target's) and zero
+    /// bytes between sections. Generated code includes it in a [`TOKENIZER_ALIGN`]-aligned
+    /// static and borrows every slice in place. Deterministic.
+    pub fn to_bytes(&self, little_endian: bool) -> Vec<u8> {
+        let sections = self.sections();
+        let total = sections.last().map_or(0, |s| s.offset + s.len);
+        let mut out = Vec::with_capacity(total);
+        let word = |out: &mut Vec<u8>, w: u32| {
+            out.extend_from_slice(&if little_endian { w.to_le_bytes() } else { w.to_be_bytes() })
+        };
+        for sec in &sections {
+            out.resize(sec.offset, 0);
+            match sec.field {
+                "token_offsets" => self.token_offsets.iter().for_each(|&w| word(&mut out, w)),
+                "sorted_ids" => self.sorted_ids.iter().for_each(|&w| word(&mut out, w)),
+                "merges" => {
+                    for m in &self.merges {
+                        for w in [m.left, m.right, m.rank, m.merged] {
+                            word(&mut out, w);
+                        }
+                    }
+                }
+                "scores" => self.scores.iter().for_each(|x| word(&mut out, x.to_bits())),
+                "specials" => self.specials.iter().for_each(|&w| word(&mut out, w)),
+                "byte_tokens" => self.byte_tokens.iter().for_each(|&w| word(&mut out, w)),
+                "token_bytes" => out.extend_from_slice(&self.token_bytes),
+                "token_attrs" => out.extend_from_slice(&self.token_attrs),
+                other => unreachable!("section {other} has no writer"),
+            }
+        }
+        out
+    }
+
+    /// Rust source for the tables over the bytes of [`to_bytes`](Self::to_bytes):
+    /// `const {PREFIX}_LEN: usize` (the file's length) and
+    /// `static {PREFIX}: npu_runtime::tokenizer::TokenizerTables<'static>` whose slices borrow
+    /// `{PREFIX}_STORE.0`, a `[u8; {PREFIX}_LEN]` in a `#[repr(C, align(16))]` wrapper that the
+    /// including code defines (see [`store_source`]). Every section's bounds and alignment are
+    /// checked by rustc when it evaluates the static. Deterministic.
     pub fn to_rust_source(&self, prefix: &str) -> String {
         let mut s = String::new();
         let rt = "::npu_runtime::tokenizer";
-        let _ = writeln!(s, "// Tokenizer tables generated by npu-build; do not edit.");
-        let arr =
-            |s: &mut String, name: &str, ty: &str, items: &mut dyn Iterator<Item = String>| {
-                let items: Vec<String> = items.collect();
-                let _ = writeln!(s, "static {prefix}_{name}: [{ty}; {}] = [", items.len());
-                for chunk in items.chunks(16) {
-                    let _ = writeln!(s, "    {},", chunk.join(", "));
-                }
-                let _ = writeln!(s, "];");
-            };
-        arr(&mut s, "TOKEN_BYTES", "u8", &mut self.token_bytes.iter().map(|b| b.to_string()));
-        arr(&mut s, "TOKEN_OFFSETS", "u32", &mut self.token_offsets.iter().map(|b| b.to_string()));
-        arr(&mut s, "TOKEN_ATTRS", "u8", &mut self.token_attrs.iter().map(|b| b.to_string()));
-        arr(&mut s, "SORTED_IDS", "u32", &mut self.sorted_ids.iter().map(|b| b.to_string()));
-        arr(
-            &mut s,
-            "MERGES",
-            &format!("{rt}::BpeMerge"),
-            &mut self.merges.iter().map(|m| {
-                format!(
-                    "{rt}::BpeMerge {{ left: {}, right: {}, rank: {}, merged: {} }}",
-                    m.left, m.right, m.rank, m.merged
-                )
-            }),
-        );
-        // Bit patterns keep every float exact (and NaN-safe) through the text form.
-        arr(
-            &mut s,
-            "SCORES",
-            "f32",
-            &mut self.scores.iter().map(|x| format!("f32::from_bits(0x{:08x})", x.to_bits())),
-        );
-        arr(&mut s, "SPECIALS", "u32", &mut self.specials.iter().map(|b| b.to_string()));
-        arr(&mut s, "BYTE_TOKENS", "u32", &mut self.byte_tokens.iter().map(|b| b.to_string()));
+        let sections = self.sections();
+        let total = sections.last().map_or(0, |s| s.offset + s.len);
+        let _ = writeln!(s, "// Tokenizer tables: {} tokens, {} merges, borrowed from {prefix}_STORE ({total} bytes).", self.token_offsets.len().saturating_sub(1), self.merges.len());
+        let _ = writeln!(s, "const {prefix}_LEN: usize = {total};");
+        s.push_str(SECTION_FN);
         let opt = |o: Option<u32>| o.map_or("None".to_owned(), |v| format!("Some({v})"));
         let kind = match self.kind {
             TokenizerKind::Bpe => "Bpe",
             TokenizerKind::Spm => "Spm",
         };
-        let _ = writeln!(s, "/// The tokenizer tables.");
         let _ = writeln!(
             s,
-            "pub static {prefix}: {rt}::TokenizerTables<'static> = {rt}::TokenizerTables {{"
+            "static {prefix}: {rt}::TokenizerTables<'static> = {rt}::TokenizerTables {{"
         );
         let _ = writeln!(s, "    kind: {rt}::TokenizerKind::{kind},");
         let _ = writeln!(s, "    pre: {rt}::PreTokenizer::{:?},", self.pre);
-        for f in [
-            "token_bytes",
-            "token_offsets",
-            "token_attrs",
-            "sorted_ids",
-            "merges",
-            "scores",
-            "specials",
-            "byte_tokens",
-        ] {
-            let _ = writeln!(s, "    {f}: &{prefix}_{},", f.to_uppercase());
+        let mut fields: Vec<&Section> = sections.iter().collect();
+        fields.sort_by_key(|f| FIELD_ORDER.iter().position(|&n| n == f.field));
+        for f in fields {
+            let _ = writeln!(
+                s,
+                "    {}: npu_tok_section::<{}>(&{prefix}_STORE.0, {}, {}),",
+                f.field, f.ty, f.offset, f.len
+            );
         }
         let _ = writeln!(s, "    bos: {},", opt(self.bos));
         let _ = writeln!(s, "    eos: {},", opt(self.eos));
@@ -584,5 +635,141 @@ impl OwnedTokenizerTables {
         let _ = writeln!(s, "    ignore_merges: {},", self.ignore_merges);
         let _ = writeln!(s, "}};");
         s
+    }
+}
+
+/// Alignment of the tokenizer file's storage and of each of its sections.
+pub const TOKENIZER_ALIGN: usize = 16;
+
+/// One slice of the tokenizer file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// The `TokenizerTables` field it backs.
+    pub field: &'static str,
+    /// Element type, as written in generated code.
+    pub ty: &'static str,
+    /// Byte offset in the file (a multiple of [`TOKENIZER_ALIGN`]).
+    pub offset: usize,
+    /// Number of elements.
+    pub len: usize,
+}
+
+/// `TokenizerTables`' slice fields in declaration order (the generated literal follows it).
+const FIELD_ORDER: [&str; 8] = [
+    "token_bytes",
+    "token_offsets",
+    "token_attrs",
+    "sorted_ids",
+    "merges",
+    "scores",
+    "specials",
+    "byte_tokens",
+];
+
+// Borrows `len` elements at byte `offset` of the included file, for a static initializer:
+// rustc rejects the build if a section lies outside the file or is misaligned for `T` (the
+// storage is 16-byte aligned and so is every section). `T` is u8, u32, f32 or BpeMerge, for
+// which every bit pattern is a valid value.
+const SECTION_FN: &str = "const fn npu_tok_section<T>(file: &'static [u8], offset: usize, len: usize) -> &'static [T] {
+    ::core::assert!(
+        offset % ::core::mem::align_of::<T>() == 0 && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
+        \"npu-model: a tokenizer section lies outside the included file or is misaligned\"
+    );
+    // SAFETY: in bounds and aligned (checked above; the storage is 16-byte aligned); the bytes
+    // are immutable for 'static and every bit pattern is a valid T.
+    unsafe { ::core::slice::from_raw_parts(file.as_ptr().add(offset).cast::<T>(), len) }
+}
+";
+
+/// Rust source of the storage [`OwnedTokenizerTables::to_rust_source`] borrows from:
+/// `{prefix}_STORE`, the file `OUT_DIR/{file}` included into a 16-byte aligned static.
+pub fn store_source(prefix: &str, file: &str) -> String {
+    format!(
+        "#[repr(C, align({TOKENIZER_ALIGN}))]\nstruct NpuTokStore<T: ?Sized>(T);\nstatic {prefix}_STORE: NpuTokStore<[u8; {prefix}_LEN]> = NpuTokStore(*::core::include_bytes!(::core::concat!(::core::env!(\"OUT_DIR\"), \"/{file}\")));\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> OwnedTokenizerTables {
+        let src = TokenizerSource {
+            model: "gpt2".into(),
+            pre: Some("qwen2".into()),
+            tokens: ["a", "b", "ab", "c", "abc", "<|im_end|>"].map(String::from).to_vec(),
+            token_types: vec![1, 1, 1, 1, 1, 3],
+            merges: vec!["a b".into(), "ab c".into()],
+            eos: Some(5),
+            ..TokenizerSource::default()
+        };
+        OwnedTokenizerTables::build(&src).unwrap()
+    }
+
+    /// Reads the sections of `to_bytes` back the way the generated code borrows them.
+    fn words(bytes: &[u8], s: &Section, per: usize, le: bool) -> Vec<u32> {
+        bytes[s.offset..s.offset + 4 * per * s.len]
+            .chunks_exact(4)
+            .map(|w| {
+                let w = [w[0], w[1], w[2], w[3]];
+                if le {
+                    u32::from_le_bytes(w)
+                } else {
+                    u32::from_be_bytes(w)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_hold_every_table_at_its_section() {
+        let t = small();
+        assert!(!t.merges.is_empty() && !t.specials.is_empty());
+        for le in [true, false] {
+            let bytes = t.to_bytes(le);
+            let secs = t.sections();
+            assert_eq!(secs.len(), FIELD_ORDER.len());
+            assert_eq!(bytes.len(), secs.last().map(|s| s.offset + s.len).unwrap());
+            for s in &secs {
+                assert_eq!(s.offset % TOKENIZER_ALIGN, 0, "{}", s.field);
+                match s.field {
+                    "token_offsets" => assert_eq!(words(&bytes, s, 1, le), t.token_offsets),
+                    "sorted_ids" => assert_eq!(words(&bytes, s, 1, le), t.sorted_ids),
+                    "specials" => assert_eq!(words(&bytes, s, 1, le), t.specials),
+                    "byte_tokens" => assert_eq!(words(&bytes, s, 1, le), t.byte_tokens),
+                    "scores" => assert!(s.len == 0 && t.scores.is_empty()),
+                    "merges" => {
+                        let w = words(&bytes, s, 4, le);
+                        let m: Vec<BpeMerge> = w
+                            .chunks_exact(4)
+                            .map(|c| BpeMerge { left: c[0], right: c[1], rank: c[2], merged: c[3] })
+                            .collect();
+                        assert_eq!(m, t.merges);
+                    }
+                    "token_bytes" => {
+                        assert_eq!(&bytes[s.offset..s.offset + s.len], &t.token_bytes[..])
+                    }
+                    "token_attrs" => {
+                        assert_eq!(&bytes[s.offset..s.offset + s.len], &t.token_attrs[..])
+                    }
+                    other => panic!("unexpected section {other}"),
+                }
+            }
+        }
+        assert_eq!(t.to_bytes(true), small().to_bytes(true), "deterministic");
+    }
+
+    #[test]
+    fn source_names_each_section_once() {
+        let t = small();
+        let src = t.to_rust_source("TOK");
+        for s in t.sections() {
+            let line = format!(
+                "    {}: npu_tok_section::<{}>(&TOK_STORE.0, {}, {}),",
+                s.field, s.ty, s.offset, s.len
+            );
+            assert_eq!(src.matches(&line).count(), 1, "{line}\n{src}");
+        }
+        assert!(store_source("TOK", "npu-model/X.tok").contains("\"/npu-model/X.tok\""));
     }
 }

@@ -11,7 +11,7 @@
 //! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
 //! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
 //! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob + tokenizer tables, all static |
-//! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
+//! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables, borrowed from `OUT_DIR/npu-model/<Name>.tok` |
 //! | `Name::blob() -> &'static [u8]` | the packed weights, in place |
 //!
 //! plus const assertions (`const _: () = assert!(..)`): the config is consistent, blob plus
@@ -19,7 +19,12 @@
 //! 64-byte aligned and inside the blob, the blob's storage is aligned.
 //!
 //! The text is split in two: [`model_part`] depends only on the packed model (cached with
-//! it), [`assemble`] adds what depends on the declaration (name, context, embedding).
+//! it), [`assemble`] adds what depends on the declaration (name, context, embedding, the
+//! names of the included files). The tokenizer tables are not literals: like the blob they
+//! are bytes (`<Name>.tok`, from [`OwnedTokenizerTables::to_bytes`]) included into an aligned
+//! static, and the generated code only names each slice's offset and length.
+//!
+//! [`OwnedTokenizerTables::to_bytes`]: crate::tokenizer::OwnedTokenizerTables::to_bytes
 //! No absolute path, time or hash-map order reaches the text: files are named through
 //! `concat!(env!("OUT_DIR"), ..)`, floats are written as bit patterns.
 
@@ -31,7 +36,7 @@ use npu_runtime::target::Target;
 use std::fmt::Write as _;
 
 /// Version of the generated text's shape (part of the cache key).
-pub const CODEGEN_VERSION: u32 = 1;
+pub const CODEGEN_VERSION: u32 = 2;
 
 fn f32_lit(v: f32) -> String {
     format!("f32::from_bits(0x{:08x})", v.to_bits())
@@ -140,8 +145,9 @@ fn layout_literal(l: &Layout) -> String {
 }
 
 /// The part of the generated text that depends only on the packed model: the descriptor
-/// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK`, through the
-/// tokenizer's own emitter) and the `PackedModel` fields. Items are private to the block.
+/// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK` over the bytes of
+/// `NPU_TOK_STORE`, through the tokenizer's own emitter) and the `PackedModel` fields. Items
+/// are private to the block.
 pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
@@ -237,6 +243,8 @@ pub struct Assembly<'a> {
     pub blob_sha256: [u8; 32],
     /// How the blob is linked.
     pub blob: BlobRef,
+    /// File name of the tokenizer tables' bytes inside `OUT_DIR/npu-model/`.
+    pub tokenizer_file: String,
 }
 
 /// The whole generated file for one declaration.
@@ -289,6 +297,10 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
         }
     }
     s.push_str(model_part);
+    s.push_str(&crate::tokenizer::store_source(
+        "NPU_TOK",
+        &format!("npu-model/{}", a.tokenizer_file),
+    ));
     let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
     let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
     let _ = writeln!(s, "impl {name} {{");

@@ -535,25 +535,32 @@ impl OwnedTokenizerTables {
         }
     }
 
-    /// The sections of [`to_bytes`](Self::to_bytes), in file order: 4-byte words first
-    /// (`u32`, `f32`, [`BpeMerge`]), then bytes; each starts on a [`TOKENIZER_ALIGN`] boundary.
+    /// The slices in file order: 4-byte words first (`u32`, `f32`, [`BpeMerge`]), then bytes.
+    fn parts(&self) -> [(&'static str, &'static str, Part<'_>); 8] {
+        [
+            ("token_offsets", "u32", Part::Words(&self.token_offsets)),
+            ("sorted_ids", "u32", Part::Words(&self.sorted_ids)),
+            ("merges", "::npu_runtime::tokenizer::BpeMerge", Part::Merges(&self.merges)),
+            ("scores", "f32", Part::Floats(&self.scores)),
+            ("specials", "u32", Part::Words(&self.specials)),
+            ("byte_tokens", "u32", Part::Words(&self.byte_tokens)),
+            ("token_bytes", "u8", Part::Bytes(&self.token_bytes)),
+            ("token_attrs", "u8", Part::Bytes(&self.token_attrs)),
+        ]
+    }
+
+    /// The sections of [`to_bytes`](Self::to_bytes), in file order (4-byte words first, then
+    /// bytes); each starts on a [`TOKENIZER_ALIGN`] boundary.
     pub fn sections(&self) -> Vec<Section> {
-        let mut out = Vec::with_capacity(8);
         let mut at = 0usize;
-        let mut add = |field: &'static str, ty: &'static str, elem: usize, len: usize| {
-            at = at.div_ceil(TOKENIZER_ALIGN) * TOKENIZER_ALIGN;
-            out.push(Section { field, ty, offset: at, len });
-            at += elem * len;
-        };
-        add("token_offsets", "u32", 4, self.token_offsets.len());
-        add("sorted_ids", "u32", 4, self.sorted_ids.len());
-        add("merges", "::npu_runtime::tokenizer::BpeMerge", 16, self.merges.len());
-        add("scores", "f32", 4, self.scores.len());
-        add("specials", "u32", 4, self.specials.len());
-        add("byte_tokens", "u32", 4, self.byte_tokens.len());
-        add("token_bytes", "u8", 1, self.token_bytes.len());
-        add("token_attrs", "u8", 1, self.token_attrs.len());
-        out
+        self.parts()
+            .into_iter()
+            .map(|(field, ty, part)| {
+                let offset = at.div_ceil(TOKENIZER_ALIGN) * TOKENIZER_ALIGN;
+                at = offset + part.byte_len();
+                Section { field, ty, offset, len: part.len() }
+            })
+            .collect()
     }
 
     /// The tables' slices as one file, laid out as [`sections`](Self::sections) says, with
@@ -561,30 +568,20 @@ impl OwnedTokenizerTables {
     /// bytes between sections. Generated code includes it in a [`TOKENIZER_ALIGN`]-aligned
     /// static and borrows every slice in place. Deterministic.
     pub fn to_bytes(&self, little_endian: bool) -> Vec<u8> {
-        let sections = self.sections();
-        let total = sections.last().map_or(0, |s| s.offset + s.len);
-        let mut out = Vec::with_capacity(total);
+        let mut out = Vec::new();
         let word = |out: &mut Vec<u8>, w: u32| {
             out.extend_from_slice(&if little_endian { w.to_le_bytes() } else { w.to_be_bytes() })
         };
-        for sec in &sections {
-            out.resize(sec.offset, 0);
-            match sec.field {
-                "token_offsets" => self.token_offsets.iter().for_each(|&w| word(&mut out, w)),
-                "sorted_ids" => self.sorted_ids.iter().for_each(|&w| word(&mut out, w)),
-                "merges" => {
-                    for m in &self.merges {
-                        for w in [m.left, m.right, m.rank, m.merged] {
-                            word(&mut out, w);
-                        }
-                    }
-                }
-                "scores" => self.scores.iter().for_each(|x| word(&mut out, x.to_bits())),
-                "specials" => self.specials.iter().for_each(|&w| word(&mut out, w)),
-                "byte_tokens" => self.byte_tokens.iter().for_each(|&w| word(&mut out, w)),
-                "token_bytes" => out.extend_from_slice(&self.token_bytes),
-                "token_attrs" => out.extend_from_slice(&self.token_attrs),
-                other => unreachable!("section {other} has no writer"),
+        for (_, _, part) in self.parts() {
+            out.resize(out.len().div_ceil(TOKENIZER_ALIGN) * TOKENIZER_ALIGN, 0);
+            match part {
+                Part::Words(v) => v.iter().for_each(|&w| word(&mut out, w)),
+                Part::Floats(v) => v.iter().for_each(|x| word(&mut out, x.to_bits())),
+                Part::Merges(v) => v
+                    .iter()
+                    .flat_map(|m| [m.left, m.right, m.rank, m.merged])
+                    .for_each(|w| word(&mut out, w)),
+                Part::Bytes(v) => out.extend_from_slice(v),
             }
         }
         out
@@ -641,6 +638,33 @@ impl OwnedTokenizerTables {
 /// Alignment of the tokenizer file's storage and of each of its sections.
 pub const TOKENIZER_ALIGN: usize = 16;
 
+/// A slice of the tables, by element type.
+enum Part<'a> {
+    Words(&'a [u32]),
+    Floats(&'a [f32]),
+    Merges(&'a [BpeMerge]),
+    Bytes(&'a [u8]),
+}
+
+impl Part<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Part::Words(v) => v.len(),
+            Part::Floats(v) => v.len(),
+            Part::Merges(v) => v.len(),
+            Part::Bytes(v) => v.len(),
+        }
+    }
+
+    fn byte_len(&self) -> usize {
+        match self {
+            Part::Words(_) | Part::Floats(_) => 4 * self.len(),
+            Part::Merges(_) => 16 * self.len(),
+            Part::Bytes(_) => self.len(),
+        }
+    }
+}
+
 /// One slice of the tokenizer file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Section {
@@ -672,7 +696,7 @@ const FIELD_ORDER: [&str; 8] = [
 // which every bit pattern is a valid value.
 const SECTION_FN: &str = "const fn npu_tok_section<T>(file: &'static [u8], offset: usize, len: usize) -> &'static [T] {
     ::core::assert!(
-        offset % ::core::mem::align_of::<T>() == 0 && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
+        offset.is_multiple_of(::core::mem::align_of::<T>()) && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
         \"npu-model: a tokenizer section lies outside the included file or is misaligned\"
     );
     // SAFETY: in bounds and aligned (checked above; the storage is 16-byte aligned); the bytes

@@ -363,12 +363,12 @@ const LAYOUT_CHECK: &str = "const fn npu_layout_ok(ts: &[::npu_runtime::format::
         let mut j = 0;
         while j < t.shards.len() {
             let r = t.shards[j].data;
-            if r.offset % a != 0 || r.offset + r.len > blob_len {
+            if !r.offset.is_multiple_of(a) || r.offset + r.len > blob_len {
                 return false;
             }
             j += 1;
         }
-        if t.scales.len > 0 && (t.scales.offset % 4 != 0 || t.scales.offset + t.scales.len > blob_len) {
+        if t.scales.len > 0 && (!t.scales.offset.is_multiple_of(4) || t.scales.offset + t.scales.len > blob_len) {
             return false;
         }
         i += 1;

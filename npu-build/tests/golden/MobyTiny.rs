@@ -54,7 +54,7 @@ const NPU_SCHEME: ::npu_runtime::format::Scheme = ::npu_runtime::format::Scheme:
 const NPU_TOK_LEN: usize = 25552;
 const fn npu_tok_section<T>(file: &'static [u8], offset: usize, len: usize) -> &'static [T] {
     ::core::assert!(
-        offset % ::core::mem::align_of::<T>() == 0 && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
+        offset.is_multiple_of(::core::mem::align_of::<T>()) && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
         "npu-model: a tokenizer section lies outside the included file or is misaligned"
     );
     // SAFETY: in bounds and aligned (checked above; the storage is 16-byte aligned); the bytes
@@ -122,12 +122,12 @@ const fn npu_layout_ok(ts: &[::npu_runtime::format::TensorDesc<'_>], blob_len: u
         let mut j = 0;
         while j < t.shards.len() {
             let r = t.shards[j].data;
-            if r.offset % a != 0 || r.offset + r.len > blob_len {
+            if !r.offset.is_multiple_of(a) || r.offset + r.len > blob_len {
                 return false;
             }
             j += 1;
         }
-        if t.scales.len > 0 && (t.scales.offset % 4 != 0 || t.scales.offset + t.scales.len > blob_len) {
+        if t.scales.len > 0 && (!t.scales.offset.is_multiple_of(4) || t.scales.offset + t.scales.len > blob_len) {
             return false;
         }
         i += 1;

@@ -15,7 +15,8 @@ fn check(
     if got != sha {
         return Err(format!("{name}: blob digest differs from BLOB_SHA256"));
     }
-    if m.weights.blob.as_ptr() as usize % npu_runtime::format::BLOB_ALIGN as usize != 0 {
+    if !(m.weights.blob.as_ptr() as usize).is_multiple_of(npu_runtime::format::BLOB_ALIGN as usize)
+    {
         return Err(format!(
             "{name}: blob is not {}-byte aligned",
             npu_runtime::format::BLOB_ALIGN

@@ -11,8 +11,8 @@ use core::arch::{asm, global_asm};
 /// A 1 GiB block descriptor: valid block, access flag set (no access-flag faults).
 const BLOCK: u64 = 0b01 | (1 << 10);
 /// MAIR attribute index 0: Device-nGnRnE; never executable (PXN | UXN), so the core does not
-/// fetch speculatively from device registers.
-const DEVICE: u64 = (0 << 2) | (1 << 53) | (1 << 54);
+/// fetch speculatively from device registers. (AttrIndx, bits 2..5, is 0.)
+const DEVICE: u64 = (1 << 53) | (1 << 54);
 /// MAIR attribute index 1: Normal, write-back cacheable, inner shareable.
 const NORMAL: u64 = (1 << 2) | (0b11 << 8);
 

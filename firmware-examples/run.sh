@@ -73,7 +73,7 @@ for ex in "${examples[@]}"; do
   echo "firmware: $ex: QEMU exited with $status after $secs s"
 
   # The same run on the host.
-  path="$(sed -n '/#\[npu_model(/{s/.*path = "\([^"]*\)".*/\1/p;q}' "$dir/src/main.rs")"
+  path="$(sed -n '/#\[npu_model(/,/)\]/s/.*path = "\([^"]*\)".*/\1/p' "$dir/src/main.rs" | head -n 1)"
   case "$path" in
     '${NPU_CACHE}'/*) model="$NPU_CACHE/${path#'${NPU_CACHE}'/}" ;;
     /*) model="$path" ;;
@@ -83,10 +83,12 @@ for ex in "${examples[@]}"; do
   ok=1
   if [ "$status" != 0 ]; then
     ok=0
+  elif [ -z "$path" ]; then
+    echo "firmware: $ex: no path = \"...\" in the #[npu_model] attribute of $dir/src/main.rs"; ok=0
   elif ! NPU_REFERENCE_BACKEND=1 "$npu" run "$model" --target "$(field "$out" target)" --quant "$(field "$out" quant)" \
       --ctx "$(field "$out" context)" --max-tokens "$(field "$out" max-tokens)" \
-      --prompt "$(line "$out" prompt)" --greedy --print-ids > "$host" 2>/dev/null; then
-    echo "firmware: $ex: npu run failed"; ok=0
+      --prompt "$(line "$out" prompt)" --greedy --print-ids > "$host" 2> "$host.err"; then
+    echo "firmware: $ex: npu run failed:"; sed 's/^/  | /' "$host.err"; ok=0
   else
     want_prompt="$(sed -n 1p "$host")"; want_gen="$(sed -n 2p "$host")"
     got_prompt="$(line "$out" prompt-ids)"; got_gen="$(line "$out" generated-ids)"
@@ -99,7 +101,7 @@ for ex in "${examples[@]}"; do
   else
     echo "firmware: $ex: FAIL"; failed=$((failed + 1))
   fi
-  rm -f "$out" "$host"
+  rm -f "$out" "$host" "$host.err"
 done
 # The MCU budget is a compile error: the cortex-m image declaring SmolLM2 (160 MB of int8
 # weights, a 6 MB arena at context 256) instead of the tiny model must fail `cargo check`

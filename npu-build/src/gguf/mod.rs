@@ -138,7 +138,13 @@ impl Gguf<'static> {
         let name = path.display().to_string();
         let io = |op, source| Error::new(&name, ErrorKind::Io { op, source });
         let file = std::fs::File::open(path).map_err(|e| io("open", e))?;
-        let len = file.metadata().map_err(|e| io("stat", e))?.len();
+        let meta = file.metadata().map_err(|e| io("stat", e))?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+            let reason = std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+            return Err(io("open", reason));
+        }
+        let len = meta.len();
         let storage = if len == 0 {
             // Mapping an empty file fails on some platforms; an empty Vec gives the same
             // "truncated" error as any other short file.

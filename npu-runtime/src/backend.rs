@@ -15,6 +15,11 @@ use crate::error::Error;
 use crate::exec;
 use crate::format::TensorDesc;
 
+/// Most activation rows one [`Backend::matmul`] call gets: a prefill step pushes this many
+/// prompt tokens through each matmul. Bigger batches amortise weight reads on real backends;
+/// the activation part of a session's arena grows linearly with it.
+pub const MAX_BATCH: usize = 16;
+
 /// A packed weight checked against its blob once, so hot loops skip re-validation by type.
 #[derive(Clone, Copy, Debug)]
 pub struct PackedWeight<'a> {
@@ -97,39 +102,5 @@ impl<B: Backend + ?Sized> Backend for std::boxed::Box<B> {
         scratch: &mut [f32],
     ) -> Result<(), Error> {
         (**self).matmul(w, x, m, y, scratch)
-    }
-}
-
-/// The backend an application's `--backend cpu|rknpu|auto` asks for, set up for `model`:
-/// `cpu` = [`crate::cpu::CpuFast`] on `threads` threads; `rknpu` = the NPU through librknnrt
-/// (any failure is the error); `auto` = the NPU when librknnrt loads and finds its device,
-/// else the CPU after a one-line notice on stderr.
-#[cfg(feature = "rknpu")]
-pub fn choose(
-    name: &str,
-    model: &crate::format::PackedModel<'_>,
-    threads: usize,
-) -> Result<std::boxed::Box<dyn Backend>, std::string::String> {
-    use crate::rknpu::{Rknn, RknpuBackend};
-    let cpu = || -> Result<std::boxed::Box<dyn Backend>, std::string::String> {
-        let b = crate::cpu::CpuFast::new().with_threads(threads).map_err(|e| e.to_string())?;
-        Ok(std::boxed::Box::new(b))
-    };
-    match name {
-        "cpu" => cpu(),
-        "rknpu" => Ok(std::boxed::Box::new(RknpuBackend::new(model).map_err(|e| e.to_string())?)),
-        "auto" => {
-            let npu = Rknn::load()
-                .and_then(|l| l.probe().map(|()| l))
-                .and_then(|l| RknpuBackend::with_library(std::sync::Arc::new(l), model));
-            match npu {
-                Ok(b) => Ok(std::boxed::Box::new(b)),
-                Err(e) => {
-                    std::eprintln!("--backend auto: NPU not usable ({e}); running on the CPU");
-                    cpu()
-                }
-            }
-        }
-        other => Err(std::format!("--backend `{other}`: not one of cpu, rknpu, auto")),
     }
 }

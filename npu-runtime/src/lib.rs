@@ -11,6 +11,8 @@
 //! - [`model`]: the model as data (`ModelConfig`, `Model`) and a `Session` over a
 //!   caller-provided arena (KV cache, activations); llama and qwen2 forward passes.
 //! - [`sampler`], [`generate`]: seeded sampling, the generation loop, ChatML turns.
+//! - `select` (feature `std`): the backend an application's `--backend cpu|rknpu|auto` asks
+//!   for, above the backends it chooses between.
 //!
 //! Without the `std` feature nothing here allocates; every failure is an [`Error`] (or the
 //! module's own error type) returned, never a panic.
@@ -26,6 +28,8 @@ pub mod generate;
 pub mod model;
 pub mod rknpu;
 pub mod sampler;
+#[cfg(feature = "std")]
+pub mod select;
 pub mod target;
 pub mod tokenizer;
 

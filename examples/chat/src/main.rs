@@ -17,6 +17,7 @@ use npu_model_macro::npu_model;
 use npu_runtime::generate::{chatml, chatml_next_turn, generate, Message, StopReason};
 use npu_runtime::model::{ModelError, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
+use npu_runtime::select;
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, Utf8Stream};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -124,8 +125,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
     // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let backend = npu_runtime::backend::choose(&args.backend, &model.weights, threads)?;
-    let mut session = Session::new(model, backend, &mut arena)?;
+    let choice: select::Choice = args.backend.parse()?;
+    let chosen = select::select(choice, &model.weights, || select::cpu(None, threads))?;
+    if let Some(notice) = &chosen.fallback {
+        eprintln!("chat: {notice}");
+    }
+    let mut session = Session::new(model, chosen.backend, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
     let interactive = std::io::stdin().is_terminal();
     let mut piece = vec![0u8; tok.max_token_len()];

@@ -18,6 +18,7 @@ use npu_model_macro::npu_model;
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::Session;
 use npu_runtime::sampler::{Sampler, SamplerConfig};
+use npu_runtime::select;
 use npu_runtime::tokenizer::{EncodeOptions, Utf8Stream};
 use std::io::Write;
 use std::process::ExitCode;
@@ -97,8 +98,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut arena = vec![0u8; SmolLm::ARENA_BYTES];
     // SIMD kernels chosen for this CPU, one thread per core; bit-exact to the reference executor.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let backend = npu_runtime::backend::choose(&args.backend, &model.weights, threads)?;
-    let mut session = Session::new(model, backend, &mut arena)?;
+    let choice: select::Choice = args.backend.parse()?;
+    let chosen = select::select(choice, &model.weights, || select::cpu(None, threads))?;
+    if let Some(notice) = &chosen.fallback {
+        eprintln!("generate: {notice}");
+    }
+    let mut session = Session::new(model, chosen.backend, &mut arena)?;
     let mut sampler = Sampler::new(args.sampler);
 
     let stdout = std::io::stdout();

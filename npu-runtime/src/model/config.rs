@@ -225,9 +225,7 @@ pub(super) const fn max(a: usize, b: usize) -> usize {
 /// array, so sessions need no allocator).
 pub const MAX_LAYERS: usize = 128;
 
-/// Most prompt tokens one prefill step pushes through each matmul as M rows. Bigger batches
-/// amortise weight reads on real backends; the activation part of the arena grows linearly.
-pub const MAX_BATCH: usize = 16;
+pub use crate::backend::MAX_BATCH;
 
 #[cfg(test)]
 mod tests {

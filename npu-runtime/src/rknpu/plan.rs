@@ -13,8 +13,8 @@
 //! a tensor counts its B bytes plus its own A and C buffers (an upper bound: shared A/C
 //! buffers are counted once per tensor), so the real total per domain is never above it.
 
+use crate::backend::MAX_BATCH;
 use crate::format::{Pipeline, Shard, TensorDesc, TensorKind};
-use crate::model::MAX_BATCH;
 
 /// M buckets: one context per bucket; a call with `m` rows runs in chunks of the smallest
 /// bucket that holds them (rows beyond `m` are zero).

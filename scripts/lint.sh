@@ -4,6 +4,7 @@
 # npu-build/fuzz/).
 #
 #   scripts/lint.sh fmt            # cargo fmt --check everywhere (seconds)
+#   scripts/lint.sh modules        # no module cycles in npu-runtime or npu-build (module-graph.py)
 #   scripts/lint.sh clippy-main    # clippy -D warnings, main workspace, all targets
 #   scripts/lint.sh clippy-side    # clippy -D warnings in examples, models-crate, firmware, fuzz
 #   scripts/lint.sh clippy-bench   # clippy -D warnings in bench/ (packs 20 models: bench.sh only)
@@ -30,6 +31,12 @@ fmt() {
   done
 }
 
+modules() {
+  local out
+  out="$(python3 scripts/module-graph.py npu-runtime/src npu-build/src)" && return 0
+  echo "$out" >&2; echo "lint: a module cycle (scripts/module-graph.py)" >&2; return 1
+}
+
 clippy_main() { cargo clippy --workspace --all-targets --quiet -- -D warnings; }
 
 clippy_side() {
@@ -50,9 +57,10 @@ clippy_bench() { (cd bench && cargo clippy --all-targets --quiet -- -D warnings)
 
 case "${1:-all}" in
   fmt) fmt ;;
+  modules) modules ;;
   clippy-main) clippy_main ;;
   clippy-side) clippy_side ;;
   clippy-bench) clippy_bench ;;
-  all) fmt; clippy_main; clippy_side; clippy_bench ;;
-  *) echo "usage: scripts/lint.sh [fmt|clippy-main|clippy-side|clippy-bench|all]" >&2; exit 2 ;;
+  all) fmt; modules; clippy_main; clippy_side; clippy_bench ;;
+  *) echo "usage: scripts/lint.sh [fmt|modules|clippy-main|clippy-side|clippy-bench|all]" >&2; exit 2 ;;
 esac

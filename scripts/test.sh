@@ -19,6 +19,7 @@ step() {
 }
 # Fast gates first: formatting of every workspace, then the main workspace's lints.
 step scripts/lint.sh fmt
+step scripts/lint.sh modules
 step scripts/lint.sh clippy-main
 # The four crates package and build on their own; their docs build without warnings.
 step scripts/publish-check.sh

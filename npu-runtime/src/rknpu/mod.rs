@@ -4,8 +4,9 @@
 //!   the `rknpu-sim` stand-in implements the same declarations).
 //! - [`plan`]: the NPU memory plan (buffers, IOMMU domains) of a packed model, no_std; the
 //!   build script's `NPU_BUFFERS` const and the backend's allocations both come from it.
-//! - `library` and `backend` (feature `rknpu`, needs `std`): librknnrt loaded at run time and
-//!   `RknpuBackend`, a [`crate::backend::Backend`].
+//! - `library`, `setup` and `backend` (feature `rknpu`, needs `std`): librknnrt loaded at run
+//!   time; a model's contexts and buffers set up on it; `RknpuBackend`, a
+//!   [`crate::backend::Backend`].
 //!
 //! Call sequence, memory plan and what the stand-in can and cannot prove:
 //! `docs/rknpu-backend.md`.
@@ -17,6 +18,8 @@ pub mod plan;
 mod backend;
 #[cfg(feature = "rknpu")]
 mod library;
+#[cfg(feature = "rknpu")]
+mod setup;
 
 #[cfg(feature = "rknpu")]
 pub use backend::{RknpuBackend, SetupStats};

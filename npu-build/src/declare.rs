@@ -176,6 +176,58 @@ impl Site {
     }
 }
 
+/// The attribute's arguments as written, before any check.
+#[derive(Default)]
+struct RawArgs {
+    path: Option<LitStr>,
+    target: Option<LitStr>,
+    quant: Option<LitStr>,
+    context: Option<LitInt>,
+    embed: Option<LitStr>,
+}
+
+impl RawArgs {
+    /// Reads `key = literal` pairs: each known key once, with a literal of its kind.
+    fn parse(tokens: proc_macro2::TokenStream) -> syn::Result<RawArgs> {
+        let mut raw = RawArgs::default();
+        let parser = syn::meta::parser(|meta| {
+            let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+            let slot_str = match key.as_str() {
+                "path" => Some(&mut raw.path),
+                "target" => Some(&mut raw.target),
+                "quant" => Some(&mut raw.quant),
+                "embed" => Some(&mut raw.embed),
+                _ => None,
+            };
+            if let Some(slot) = slot_str {
+                if slot.is_some() {
+                    return Err(meta.error(format!("`{key}` is given twice")));
+                }
+                *slot = Some(meta.value()?.parse::<LitStr>().map_err(|e| {
+                    let eg = example(&key);
+                    let msg = format!("`{key}` takes a string literal, e.g. `{key} = \"{eg}\"`");
+                    syn::Error::new(e.span(), msg)
+                })?);
+                return Ok(());
+            }
+            if key == "context" {
+                if raw.context.is_some() {
+                    return Err(meta.error("`context` is given twice"));
+                }
+                raw.context = Some(meta.value()?.parse::<LitInt>().map_err(|e| {
+                    let msg = "`context` takes an integer literal, e.g. `context = 512`";
+                    syn::Error::new(e.span(), msg)
+                })?);
+                return Ok(());
+            }
+            let shown = if key.is_empty() { quote_path(&meta.path) } else { key.clone() };
+            Err(meta.error(unknown("argument", &shown, &ARGUMENTS)))
+        });
+        syn::parse::Parser::parse2(parser, tokens)?;
+        Ok(raw)
+    }
+}
+
 /// Parses and checks the attribute's arguments (the tokens inside `#[npu_model(...)]`) for
 /// the struct `name`. `attr_span` is where to report a missing argument.
 pub fn parse_args(
@@ -183,49 +235,7 @@ pub fn parse_args(
     name: &Ident,
     attr_span: Span,
 ) -> syn::Result<Declaration> {
-    let mut path: Option<LitStr> = None;
-    let mut target: Option<LitStr> = None;
-    let mut quant: Option<LitStr> = None;
-    let mut context: Option<LitInt> = None;
-    let mut embed: Option<LitStr> = None;
-    let parser = syn::meta::parser(|meta| {
-        let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-        let slot_str = match key.as_str() {
-            "path" => Some(&mut path),
-            "target" => Some(&mut target),
-            "quant" => Some(&mut quant),
-            "embed" => Some(&mut embed),
-            _ => None,
-        };
-        if let Some(slot) = slot_str {
-            if slot.is_some() {
-                return Err(meta.error(format!("`{key}` is given twice")));
-            }
-            *slot = Some(meta.value()?.parse::<LitStr>().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("`{key}` takes a string literal, e.g. `{key} = \"{}\"`", example(&key)),
-                )
-            })?);
-            return Ok(());
-        }
-        if key == "context" {
-            if context.is_some() {
-                return Err(meta.error("`context` is given twice"));
-            }
-            context = Some(meta.value()?.parse::<LitInt>().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "`context` takes an integer literal, e.g. `context = 512`",
-                )
-            })?);
-            return Ok(());
-        }
-        let shown = if key.is_empty() { quote_path(&meta.path) } else { key.clone() };
-        Err(meta.error(unknown("argument", &shown, &ARGUMENTS)))
-    });
-    syn::parse::Parser::parse2(parser, tokens)?;
-
+    let RawArgs { path, target, quant, context, embed } = RawArgs::parse(tokens)?;
     let missing = |what: &str| {
         syn::Error::new(
             attr_span,

@@ -203,67 +203,17 @@ impl Sampler {
         if logits.is_empty() || cand.len() < logits.len() {
             return Err(SampleError::Empty);
         }
-        if c.repeat_penalty != 1.0 || c.frequency_penalty != 0.0 || c.presence_penalty != 0.0 {
-            let window = &history[history.len().saturating_sub(c.penalty_last_n as usize)..];
-            for (i, &t) in window.iter().enumerate() {
-                // Penalise each distinct token once, with its count in the window.
-                if window[..i].contains(&t) {
-                    continue;
-                }
-                let count = window[i..].iter().filter(|&&u| u == t).count() as f32;
-                if let Some(l) = logits.get_mut(t as usize) {
-                    *l = if *l <= 0.0 { *l * c.repeat_penalty } else { *l / c.repeat_penalty };
-                    *l -= count * c.frequency_penalty + c.presence_penalty;
-                }
-            }
-        }
+        penalize(&c, logits, history);
         if c.temperature <= 0.0 {
             return argmax(logits).ok_or(SampleError::NoCandidate);
         }
-        // Candidates: every finite logit, sorted (partially, when top-k allows).
-        let mut n = 0;
-        for (i, &l) in logits.iter().enumerate() {
-            if !l.is_nan() && l != f32::NEG_INFINITY {
-                cand[n] = i as u32;
-                n += 1;
-            }
-        }
-        if n == 0 {
-            return Err(SampleError::NoCandidate);
-        }
-        let cmp = by_logit(logits);
-        let k = if c.top_k == 0 { n } else { (c.top_k as usize).min(n) };
-        if k < n {
-            cand[..n].select_nth_unstable_by(k - 1, &cmp);
-        }
-        cand[..k].sort_unstable_by(&cmp);
-        let mut n = k;
+        let n = top_k(logits, cand, c.top_k)?;
         let top = logits[cand[0] as usize];
         if top == f32::INFINITY {
             // Infinitely likely: the first +∞ (lowest id) wins; the softmax below would be NaN.
             return Ok(cand[0]);
         }
-        // Softmax mass of the kept candidates (max-subtracted, f64 sums).
-        let mass = |cands: &[u32]| -> f64 {
-            cands.iter().map(|&i| libm::exp((logits[i as usize] - top) as f64)).sum()
-        };
-        if c.top_p < 1.0 {
-            let total = mass(&cand[..n]);
-            let mut cum = 0f64;
-            for (j, &i) in cand[..n].iter().enumerate() {
-                cum += libm::exp((logits[i as usize] - top) as f64) / total;
-                if cum >= c.top_p as f64 {
-                    n = j + 1;
-                    break;
-                }
-            }
-        }
-        if c.min_p > 0.0 {
-            // p_i ≥ min_p · p_max  ⇔  l_i ≥ l_max + ln(min_p).
-            let floor = top + libm::logf(c.min_p);
-            let keep = cand[..n].iter().take_while(|&&i| logits[i as usize] >= floor).count();
-            n = keep.max(1);
-        }
+        let n = top_p_min_p(&c, logits, &cand[..n], top);
         let t = c.temperature;
         let total: f64 =
             cand[..n].iter().map(|&i| libm::exp(((logits[i as usize] - top) / t) as f64)).sum();
@@ -277,6 +227,71 @@ impl Sampler {
         }
         Ok(cand[n - 1])
     }
+}
+
+/// Repetition, frequency and presence penalties over the tail of `history`, llama.cpp's way:
+/// each distinct token once, with its count in the window.
+fn penalize(c: &SamplerConfig, logits: &mut [f32], history: &[u32]) {
+    if c.repeat_penalty == 1.0 && c.frequency_penalty == 0.0 && c.presence_penalty == 0.0 {
+        return;
+    }
+    let window = &history[history.len().saturating_sub(c.penalty_last_n as usize)..];
+    for (i, &t) in window.iter().enumerate() {
+        if window[..i].contains(&t) {
+            continue;
+        }
+        let count = window[i..].iter().filter(|&&u| u == t).count() as f32;
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = if *l <= 0.0 { *l * c.repeat_penalty } else { *l / c.repeat_penalty };
+            *l -= count * c.frequency_penalty + c.presence_penalty;
+        }
+    }
+}
+
+/// Every finite logit's id into `cand`, the best `top_k` (0 = all) of them first and sorted;
+/// how many are kept.
+fn top_k(logits: &[f32], cand: &mut [u32], top_k: u32) -> Result<usize, SampleError> {
+    let mut n = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if !l.is_nan() && l != f32::NEG_INFINITY {
+            cand[n] = i as u32;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(SampleError::NoCandidate);
+    }
+    let cmp = by_logit(logits);
+    let k = if top_k == 0 { n } else { (top_k as usize).min(n) };
+    if k < n {
+        cand[..n].select_nth_unstable_by(k - 1, &cmp);
+    }
+    cand[..k].sort_unstable_by(&cmp);
+    Ok(k)
+}
+
+/// How many of the sorted candidates top-p (softmax mass, max-subtracted, f64 sums) and
+/// min-p (relative to the best, `top`) keep; at least one.
+fn top_p_min_p(c: &SamplerConfig, logits: &[f32], cand: &[u32], top: f32) -> usize {
+    let mut n = cand.len();
+    if c.top_p < 1.0 {
+        let total: f64 = cand.iter().map(|&i| libm::exp((logits[i as usize] - top) as f64)).sum();
+        let mut cum = 0f64;
+        for (j, &i) in cand.iter().enumerate() {
+            cum += libm::exp((logits[i as usize] - top) as f64) / total;
+            if cum >= c.top_p as f64 {
+                n = j + 1;
+                break;
+            }
+        }
+    }
+    if c.min_p > 0.0 {
+        // p_i ≥ min_p · p_max  ⇔  l_i ≥ l_max + ln(min_p).
+        let floor = top + libm::logf(c.min_p);
+        let keep = cand[..n].iter().take_while(|&&i| logits[i as usize] >= floor).count();
+        n = keep.max(1);
+    }
+    n
 }
 
 #[cfg(test)]

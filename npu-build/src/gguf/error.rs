@@ -324,6 +324,38 @@ impl fmt::Display for ErrorKind {
                 f,
                 "metadata key 'general.alignment' must be a nonzero power of two, found {found}"
             ),
+            TooManyDims { .. }
+            | DimsOverflow { .. }
+            | UnknownGgmlType { .. }
+            | RowNotBlockAligned { .. }
+            | TensorMisaligned { .. }
+            | TensorOutOfFile { .. }
+            | TensorOverlap { .. }
+            | TooLargeForPlatform { .. }
+            | Dequant { .. }
+            | BadRowRange { .. }
+            | OutOfMemory { .. } => self.fmt_tensor(f),
+            MissingKey { key } => write!(f, "required metadata key '{key}' is missing"),
+            WrongType { key, expected, found } => write!(
+                f,
+                "metadata key '{key}' has type {}, expected {expected}",
+                found.name()
+            ),
+            BadValue { key, detail } => write!(f, "metadata key '{key}': {detail}"),
+            UnsupportedArchitecture { arch, supported } => write!(
+                f,
+                "unsupported architecture '{arch}' (general.architecture); supported: {}",
+                supported.join(", ")
+            ),
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The messages of the errors about one tensor's info or data.
+    fn fmt_tensor(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
             TooManyDims { tensor, n_dims, offset } => write!(
                 f,
                 "tensor '{tensor}': {n_dims} dimensions (at byte {offset}), ggml allows at most {}",
@@ -369,18 +401,7 @@ impl fmt::Display for ErrorKind {
             OutOfMemory { tensor, bytes } => {
                 write!(f, "tensor '{tensor}': cannot allocate {bytes} bytes for its f32 values")
             }
-            MissingKey { key } => write!(f, "required metadata key '{key}' is missing"),
-            WrongType { key, expected, found } => write!(
-                f,
-                "metadata key '{key}' has type {}, expected {expected}",
-                found.name()
-            ),
-            BadValue { key, detail } => write!(f, "metadata key '{key}': {detail}"),
-            UnsupportedArchitecture { arch, supported } => write!(
-                f,
-                "unsupported architecture '{arch}' (general.architecture); supported: {}",
-                supported.join(", ")
-            ),
+            other => write!(f, "{other:?}"),
         }
     }
 }

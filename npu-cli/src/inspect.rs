@@ -223,12 +223,9 @@ fn value_json(v: &Value<'_>) -> Json {
     }
 }
 
-fn json_report(
-    g: &Gguf<'_>,
-    hp: &Result<HParams, String>,
-    tok: &Result<TokenizerSummary<'_>, String>,
-) -> String {
-    let hparams = match hp {
+/// The hyperparameters as JSON, or the reason they could not be read.
+fn hparams_json(hp: &Result<HParams, String>) -> Json {
+    match hp {
         Ok(h) => json!({
             "architecture": h.architecture,
             "context_length": h.context_length,
@@ -247,8 +244,12 @@ fn json_report(
             "tied_output": h.tied_output,
         }),
         Err(e) => json!({ "error": e }),
-    };
-    let tokenizer = match tok {
+    }
+}
+
+/// The tokenizer summary as JSON, or the reason it could not be read.
+fn tokenizer_json(tok: &Result<TokenizerSummary<'_>, String>) -> Json {
+    match tok {
         Ok(t) => json!({
             "model": t.model,
             "pre": t.pre,
@@ -260,7 +261,15 @@ fn json_report(
             "chat_template": t.has_chat_template,
         }),
         Err(e) => json!({ "error": e }),
-    };
+    }
+}
+
+fn json_report(
+    g: &Gguf<'_>,
+    hp: &Result<HParams, String>,
+    tok: &Result<TokenizerSummary<'_>, String>,
+) -> String {
+    let (hparams, tokenizer) = (hparams_json(hp), tokenizer_json(tok));
     let metadata: Vec<Json> = g
         .metadata()
         .map(|(k, v)| json!({ "key": k, "type": v.value_type().name(), "value": value_json(&v) }))

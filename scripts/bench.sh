@@ -27,9 +27,6 @@ done
 llama_bin="$(scripts/llamacpp-tools.sh)"
 cargo build --release --quiet -p npu-cli --bin npu
 npu="$(cargo metadata --format-version 1 --no-deps | "$NPU_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/npu"
-# The bench crate's lints: not in CI, where packing its twenty model variants twice would cost
-# ~20 minutes; here its models are at hand anyway.
-scripts/lint.sh clippy-bench
 (cd bench && cargo build --release --quiet)
 bench_bin="$(cd bench && cargo metadata --format-version 1 --no-deps | "$NPU_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
 mkdir -p bench/results

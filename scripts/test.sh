@@ -28,8 +28,9 @@ step npu_llama_venv
 step scripts/fetch-models.sh all >/dev/null
 export NPU_REQUIRE_MODELS=1
 # Lints of the workspaces that embed models (their build scripts pack them, so they need the
-# models): examples, models-crate, firmware images, fuzz. bench/ is linted by scripts/bench.sh.
+# models): examples, models-crate, firmware images, fuzz; then bench/ on stand-in models.
 step scripts/lint.sh clippy-side
+step scripts/lint.sh clippy-bench
 
 step cargo build --release --workspace --all-targets
 # The runtime alone, without its `std` feature (the workspace build unifies it on): no_std holds.

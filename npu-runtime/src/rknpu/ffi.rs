@@ -330,13 +330,14 @@ pub type FnCreateMem2 = unsafe extern "C" fn(RknnMatmulCtx, u64, u64) -> *mut Te
 
 /// The bytes of a NUL-terminated name.
 pub fn name_bytes(name: &[c_char; MAX_NAME_LEN]) -> impl Iterator<Item = u8> + '_ {
-    name.iter().map(|&c| c as u8).take_while(|&b| b != 0)
+    // c_char is i8 or u8 by platform: its one byte either way.
+    name.iter().map(|&c| c.to_ne_bytes()[0]).take_while(|&b| b != 0)
 }
 
 /// Writes `s` as a NUL-terminated name (truncated to fit).
 pub fn set_name(name: &mut [c_char; MAX_NAME_LEN], s: &str) {
     *name = [0; MAX_NAME_LEN];
     for (d, &b) in name.iter_mut().zip(s.as_bytes().iter().take(MAX_NAME_LEN - 1)) {
-        *d = b as c_char;
+        *d = c_char::from_ne_bytes([b]);
     }
 }

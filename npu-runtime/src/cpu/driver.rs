@@ -240,15 +240,15 @@ impl<'a> Block<'a> {
             while c < c1 {
                 let sp = self.span(&s, n0, c, c1);
                 if int {
-                    self.int_span(&s, &sp, c - c0, &mut acc, &mut vals)?;
+                    self.int_span::<R, IG>(&s, &sp, c - c0, &mut acc, &mut vals)?;
                 } else {
-                    self.f16_span(&s, &sp, c - c0, &mut lanes, &mut vals)?;
+                    self.f16_span::<R>(&s, &sp, c - c0, &mut lanes, &mut vals)?;
                 }
                 c += sp.cnt;
             }
         }
         let n = self.desc.geom.n as usize;
-        for (r, vals) in vals.iter().enumerate().take(self.prep.rows) {
+        for (r, vals) in vals.iter().enumerate().take(self.prep.rows.min(R)) {
             for (i, &v) in vals[..c1 - c0].iter().enumerate() {
                 self.y.set((self.row0 + r) * n + c0 + i, v);
             }
@@ -326,20 +326,20 @@ impl<'a> Block<'a> {
     /// One integer span for every row: the kernel's sums (unless the segment is too long for
     /// any exactness argument), then per group scaled into `vals` or redone by the reference's
     /// checked loop. `col0`: the span's first channel within the range.
-    fn int_span<const IG: usize>(
+    fn int_span<const R: usize, const IG: usize>(
         &self,
         s: &Seg<'_>,
         sp: &Span,
         col0: usize,
-        acc: &mut [[IntState; IG]],
-        vals: &mut [[f32; CHUNK_MAX]],
+        acc: &mut [[IntState; IG]; R],
+        vals: &mut [[f32; CHUNK_MAX]; R],
     ) -> Option<()> {
         let i4 = self.p == Pipeline::I4I4I16;
         let checked_all = if i4 { 49 * s.kl > I16_MAX } else { s.kl > I8_SAFE_K };
         let check = i4 && 56 * s.kl > I16_MAX;
         let ngroups = sp.cnt.div_ceil(INT_GROUP);
         let mut failed = if checked_all { u32::MAX } else { 0 };
-        for (r, acc) in acc.iter_mut().enumerate().take(self.prep.rows) {
+        for (r, acc) in acc.iter_mut().enumerate().take(self.prep.rows.min(R)) {
             let st = acc.get_mut(..ngroups)?;
             st.fill([[0; 8]; INT_GROUP]);
             if !checked_all {
@@ -360,15 +360,15 @@ impl<'a> Block<'a> {
     /// kernel's state, or (`checked`) from the reference's checked loop, whose overflow is
     /// recorded as the reference reports it.
     #[allow(clippy::too_many_arguments)]
-    fn int_group<const IG: usize>(
+    fn int_group<const R: usize, const IG: usize>(
         &self,
         s: &Seg<'_>,
         sp: &Span,
         col0: usize,
         gi: usize,
         checked: bool,
-        acc: &[[IntState; IG]],
-        vals: &mut [[f32; CHUNK_MAX]],
+        acc: &[[IntState; IG]; R],
+        vals: &mut [[f32; CHUNK_MAX]; R],
     ) {
         let i4 = self.p == Pipeline::I4I4I16;
         let segs = self.desc.geom.k_segs as usize;
@@ -379,7 +379,7 @@ impl<'a> Block<'a> {
             let b = &s.scales[4 * (col + i)..4 * (col + i) + 4];
             *w = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
-        for (r, vals) in vals.iter_mut().enumerate().take(self.prep.rows) {
+        for (r, vals) in vals.iter_mut().enumerate().take(self.prep.rows.min(R)) {
             let s_a = self.prep.s_a[r * segs + s.seg];
             let v = &mut vals[col..col + cnt];
             if !checked {
@@ -402,17 +402,17 @@ impl<'a> Block<'a> {
 
     /// One fp16 span for every row: the kernel's 16 lanes per channel, folded by the
     /// reference's [`exec::f16_fold`] and added to `vals`.
-    fn f16_span(
+    fn f16_span<const R: usize>(
         &self,
         s: &Seg<'_>,
         sp: &Span,
         col0: usize,
         lanes: &mut [F16Lanes],
-        vals: &mut [[f32; CHUNK_MAX]],
+        vals: &mut [[f32; CHUNK_MAX]; R],
     ) -> Option<()> {
         let kp = self.desc.geom.k_pad as usize;
         let lanes = lanes.get_mut(..sp.cnt.div_ceil(F16_GROUP))?;
-        for (r, vals) in vals.iter_mut().enumerate().take(self.prep.rows) {
+        for (r, vals) in vals.iter_mut().enumerate().take(self.prep.rows.min(R)) {
             lanes.fill([[0.0; F16_CHUNK]; F16_GROUP]);
             let a = &self.prep.f[r * kp + s.k0..r * kp + s.k0 + s.kl];
             // SAFETY: as in `int_span`.

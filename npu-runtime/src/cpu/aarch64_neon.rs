@@ -14,17 +14,98 @@
 //!   instructions per 16 bytes; int4 sign-extends the nibbles as above first. Issued through
 //!   `asm!`: the intrinsics are not stable Rust yet.
 //!
+//! Accumulator form: [`IntState`] lane sums, as the portable set's (its `reduce_scale` is
+//! shared); the groups walk a span through [`super::portable::int_groups`].
+//!
 //! Safety: as for the other kernel files: in-bounds walks, checked by the driver.
 
-use super::Walk;
+use super::kernel::{F16Lanes, IntState, Kernels, Span, Walk, F16_GROUP};
+use super::portable;
 use core::arch::aarch64::*;
+
+/// Advanced SIMD (every aarch64 CPU).
+pub static NEON: Kernels = NEON_SET;
+
+/// Advanced SIMD with `sdot` for the integer sums.
+pub static NEON_DOT: Kernels = Kernels { name: "cpu-neon-dot", int_span: int_span_dot, ..NEON_SET };
+
+const NEON_SET: Kernels = Kernels {
+    name: "cpu-neon",
+    int_span,
+    reduce_scale: portable::reduce_scale,
+    f16_span,
+    absmax: crate::exec::quant::absmax,
+    quantize: portable::quantize,
+};
+
+/// [`Kernels::int_span`] with `smull`/`sadalp`.
+///
+/// # Safety
+/// As [`Kernels`].
+#[target_feature(enable = "neon")]
+unsafe fn int_span(
+    i4: bool,
+    check: bool,
+    w: &[u8],
+    sp: &Span,
+    a: &[i8],
+    st: &mut [IntState],
+) -> u32 {
+    portable::int_groups(i4, check, w, sp, a, st, |base, walk, a, st| {
+        // SAFETY: NEON is architectural on aarch64; walks checked by the driver.
+        unsafe {
+            if i4 {
+                i4x8(w, base, walk, a, st)
+            } else {
+                i8x8(w, base, walk, a, st)
+            }
+        }
+    })
+}
+
+/// [`Kernels::int_span`] with `sdot`.
+///
+/// # Safety
+/// As [`Kernels`]; the CPU has the dot-product extension.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn int_span_dot(
+    i4: bool,
+    check: bool,
+    w: &[u8],
+    sp: &Span,
+    a: &[i8],
+    st: &mut [IntState],
+) -> u32 {
+    portable::int_groups(i4, check, w, sp, a, st, |base, walk, a, st| {
+        // SAFETY: the table is only handed out when the CPU has `sdot`; walks checked.
+        unsafe {
+            if i4 {
+                i4x8_dot(w, base, walk, a, st)
+            } else {
+                i8x8_dot(w, base, walk, a, st)
+            }
+        }
+    })
+}
+
+/// [`Kernels::f16_span`], four channels per call.
+///
+/// # Safety
+/// As [`Kernels`].
+#[target_feature(enable = "neon")]
+unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [F16Lanes]) {
+    sp.for_each::<F16_GROUP>(|g, base, walk, k| {
+        // SAFETY: as above.
+        unsafe { f16x4(w, base, walk, &a[k..], &mut lanes[g]) }
+    });
+}
 
 /// Adds `Σ a·w` of eight int8 channels to `st` (lanes 0..3 of each channel).
 ///
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn i8x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
+unsafe fn i8x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
     let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
@@ -71,7 +152,7 @@ unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon,dotprod")]
-pub unsafe fn i8x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
+unsafe fn i8x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
     let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
@@ -100,7 +181,7 @@ pub unsafe fn i8x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mu
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon,dotprod")]
-pub unsafe fn i4x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
+unsafe fn i4x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
     let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
@@ -131,7 +212,7 @@ pub unsafe fn i4x8_dot(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mu
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn i4x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut super::IntState) {
+unsafe fn i4x8(w: &[u8], base: [usize; 8], walk: Walk, a: &[i8], st: &mut IntState) {
     let wp = w.as_ptr() as *const i8;
     let ap = a.as_ptr();
     let mut acc: [int32x4_t; 8] = core::array::from_fn(|c| vld1q_s32(st[c].as_ptr()));
@@ -186,16 +267,11 @@ unsafe fn cvt8(p: *const u8) -> (float32x4_t, float32x4_t) {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "neon")]
-pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32], lanes: &mut [[f32; 16]; 4]) {
+unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32], lanes: &mut [[f32; 16]; 4]) {
     let wp = w.as_ptr();
     let ap = a.as_ptr();
-    let z = vdupq_n_f32(0.0);
-    let mut acc = [[z; 4]; 4];
-    for c in 0..4 {
-        for q in 0..4 {
-            acc[c][q] = vld1q_f32(lanes[c].as_ptr().add(4 * q));
-        }
-    }
+    let mut acc: [[float32x4_t; 4]; 4] =
+        core::array::from_fn(|c| core::array::from_fn(|q| vld1q_f32(lanes[c].as_ptr().add(4 * q))));
     for r in 0..walk.n_runs {
         let off = r * walk.stride;
         let k0 = r * walk.run;
@@ -219,9 +295,9 @@ pub unsafe fn f16x4(w: &[u8], base: [usize; 4], walk: Walk, a: &[f32], lanes: &m
             j += 16;
         }
     }
-    for c in 0..4 {
-        for q in 0..4 {
-            vst1q_f32(lanes[c].as_mut_ptr().add(4 * q), acc[c][q]);
+    for (l, acc) in lanes.iter_mut().zip(&acc) {
+        for (q, &v) in acc.iter().enumerate() {
+            vst1q_f32(l.as_mut_ptr().add(4 * q), v);
         }
     }
 }

@@ -5,7 +5,7 @@
 //!   is at most 2·128·127 = 32 512 and never saturates; `vpmaddwd` by ones widens to i32.
 //!   (The cheaper `(w + 128)·a` trick would saturate `vpmaddubsw`.)
 //! - int4: the nibbles of 16 bytes split into [even k | odd k] (the activation is stored in
-//!   that order, [`super::portable::i4_perm`]) as unsigned `u = nibble ^ 8 = w + 8 ∈ [0, 15]`;
+//!   that order, [`i4_perm`]) as unsigned `u = nibble ^ 8 = w + 8 ∈ [0, 15]`;
 //!   `vpmaddubsw(u, a)` cannot saturate (2·15·7) and `Σ u·a − 8·Σ a = Σ w·a`, with `Σ a`
 //!   computed once per activation segment. Two channels' 16-byte runs fill one register.
 //! - fp16: `vcvtph2ps` is exact; lanes 0..7 and 8..15 of the reference's 16-lane order are two
@@ -14,8 +14,13 @@
 //! - Every kernel prefetches the line `ahead` bytes past each weight it loads: the driver
 //!   picks the distance so that the hint lands on what the next call will read.
 //!
-//! Safety: every function requires AVX2 and F16C (checked by the dispatcher) and in-bounds
-//! walks: `base[c] + (n_runs − 1)·stride + run bytes ≤ w.len()` and the activation at least
+//! - The straight loops for the two common walks are in `fused.rs`.
+//!
+//! Accumulator form ([`IntState`]): int8 as lane sums, int4 in [`i4_span`]'s pair form (with
+//! the activation's Σa), both read by this set's [`reduce_scale`].
+//!
+//! Safety: every function requires AVX2 and F16C (this set's table is only handed out when the
+//! CPU runs them) and in-bounds walks: `base[c] + (n_runs − 1)·stride + run bytes ≤ w.len()` and the activation at least
 //! `n_runs · run` long, which the driver checks before calling.
 
 #[cfg(target_arch = "x86")]
@@ -23,7 +28,50 @@ use core::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use super::{IntState, Span, MAX_GROUPS};
+mod fused;
+
+use super::kernel::{i4_perm, F16Lanes, IntState, Kernels, Span, INT_GROUP, MAX_GROUPS};
+use fused::{f16_rows, f16_tiles, i4_rows, i4_tiles, i8_rows, i8_tiles, prefetch};
+
+/// The AVX2 + F16C kernel set.
+pub static KERNELS: Kernels =
+    Kernels { name: "cpu-avx2", int_span, reduce_scale, f16_span, absmax, quantize: quantize_as };
+
+/// [`Kernels::int_span`]: int8 sums as lane sums, int4 in [`i4_span`]'s pair form.
+///
+/// # Safety
+/// As [`Kernels`].
+#[target_feature(enable = "avx2")]
+unsafe fn int_span(
+    i4: bool,
+    check: bool,
+    w: &[u8],
+    sp: &Span,
+    a: &[i8],
+    st: &mut [IntState],
+) -> u32 {
+    match (i4, check) {
+        (false, _) => {
+            i8_span(w, sp, a, st);
+            0
+        }
+        (true, false) => i4_span::<false>(w, sp, a, st),
+        (true, true) => i4_span::<true>(w, sp, a, st),
+    }
+}
+
+/// [`Kernels::quantize`] through [`quantize`].
+///
+/// # Safety
+/// The CPU runs AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_as(v: &[f32], s: f32, qmax: i32, out: &mut [i8], i4: bool) -> i32 {
+    if i4 {
+        quantize(v, s, qmax, out, i4_perm)
+    } else {
+        quantize(v, s, qmax, out, |i| i)
+    }
+}
 
 /// Lane `i` of the result is the sum of the eight lanes of `v[i]` (wrapping, i.e. exact
 /// when the caller ruled out overflow): two rounds of `vphaddd` and one cross-lane add.
@@ -39,12 +87,6 @@ unsafe fn hsum8(v: &[__m256i; 8]) -> __m256i {
     let lo = _mm256_permute2x128_si256::<0x20>(t0, t1);
     let hi = _mm256_permute2x128_si256::<0x31>(t0, t1);
     _mm256_add_epi32(lo, hi)
-}
-
-/// Asks for the line at `p` ahead of use (a hint: never faults, any address).
-#[inline(always)]
-unsafe fn prefetch(p: *const u8) {
-    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
 }
 
 /// Loads the eight partial-sum vectors of an [`IntState`].
@@ -68,7 +110,7 @@ unsafe fn store_state(st: &mut IntState, acc: &[__m256i; 8]) {
 /// # Safety
 /// The CPU runs AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn reduce_scale(st: &IntState, i4: bool, s_a: f32, s_w: &[f32; 8], v: &mut [f32]) {
+unsafe fn reduce_scale(st: &IntState, i4: bool, s_a: f32, s_w: &[f32; INT_GROUP], v: &mut [f32]) {
     let sums = if i4 { i4_sums(st) } else { hsum8(&load_state(st)) };
     let t = _mm256_mul_ps(
         _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(s_a)),
@@ -101,7 +143,7 @@ fn group_bases<const N: usize>(sp: &Span) -> [[usize; N]; MAX_GROUPS] {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
-pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
+unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
     if sp.walk.run == 32 && sp.cs == 32 && sp.rch == 1 {
         return i8_tiles(w, sp, a, st);
     }
@@ -142,7 +184,7 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
 
 /// Adds every channel's `Σ a·w` over the span to `st` (one state per group of eight, in this
 /// kernel's own form: `st[c]` for c < 4 holds channels 2c (low half) and 2c+1 (high half),
-/// `st[4]` the activation's Σa lanes; [`reduce_i4`] turns it into sums). Two channels share a
+/// `st[4]` the activation's Σa lanes; [`i4_sums`] turns it into sums). Two channels share a
 /// register (16 bytes = 32 nibbles each) against the activation's [even | odd] halves
 /// broadcast to both; `vpmaddubsw` by ones sums the codes for the `−8·Σ a` correction,
 /// exactly. With `CHECK`, returns the mask of groups holding a −8 weight code (their states
@@ -152,22 +194,13 @@ pub unsafe fn i8_span(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2")]
-pub unsafe fn i4_span<const CHECK: bool>(
-    w: &[u8],
-    sp: &Span,
-    a: &[i8],
-    st: &mut [IntState],
-) -> u32 {
+unsafe fn i4_span<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
     if sp.walk.run == 32 && sp.cs == 16 && sp.rch == 1 {
         return i4_tiles::<CHECK>(w, sp, a, st);
     }
     if sp.walk.n_runs == 1 && 2 * sp.cs == sp.walk.run {
         return i4_rows::<CHECK>(w, sp, a, st);
     }
-    let ones = _mm256_set1_epi16(1);
-    let ones8 = _mm256_set1_epi8(1);
-    let low = _mm256_set1_epi8(0x0f);
-    let eight = _mm256_set1_epi8(0x08);
     let walk = sp.walk;
     let bases = group_bases::<8>(sp);
     let mut failed = 0u32;
@@ -178,62 +211,70 @@ pub unsafe fn i4_span<const CHECK: bool>(
         let off0 = r0 * walk.stride;
         for (g, (st, bs)) in st.iter_mut().zip(&bases).enumerate().take(sp.cnt.div_ceil(8)) {
             let p = bs.map(|b| w.as_ptr().add(b + off0));
-            let mut acc: [__m256i; 4] =
-                core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i));
-            let mut asum = _mm256_loadu_si256(st[4].as_ptr() as *const __m256i);
-            let mut umin = _mm256_set1_epi8(-1);
-            for r in 0..nr {
-                let off = r * walk.stride;
-                let k0 = r * walk.run;
-                let mut j = 0;
-                while j < walk.run {
-                    let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                        ap.add(k0 + j) as *const __m128i
-                    ));
-                    let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                        ap.add(k0 + j + 16) as *const __m128i
-                    ));
-                    // [even | odd] of one 32-chunk: each code once.
-                    let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
-                    asum = _mm256_add_epi32(
-                        asum,
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones),
-                    );
-                    for c in 0..4 {
-                        let (q0, q1) = (p[2 * c].add(off + j / 2), p[2 * c + 1].add(off + j / 2));
-                        prefetch(q0.wrapping_add(sp.ahead));
-                        prefetch(q1.wrapping_add(sp.ahead));
-                        let b = _mm256_loadu2_m128i(q1 as *const __m128i, q0 as *const __m128i);
-                        // u = nibble ^ 8 = w + 8 ∈ [0, 15]; a pair of products is at most
-                        // 2·15·7, so the even and odd sums add in i16 without saturating.
-                        let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
-                        let uo = _mm256_xor_si256(
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(b), low),
-                            eight,
-                        );
-                        if CHECK {
-                            umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
-                        }
-                        let s = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(ue, ae),
-                            _mm256_maddubs_epi16(uo, ao),
-                        );
-                        acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s, ones));
-                    }
-                    j += 32;
-                }
-            }
-            if CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0 {
+            if i4_group::<CHECK>(p, nr, sp, ap, st) {
                 failed |= 1 << g;
             }
-            for c in 0..4 {
-                _mm256_storeu_si256(st[c].as_mut_ptr() as *mut __m256i, acc[c]);
-            }
-            _mm256_storeu_si256(st[4].as_mut_ptr() as *mut __m256i, asum);
         }
         r0 += nr;
     }
     failed
+}
+
+/// One turn of [`i4_span`] for one group: `nr` runs from the channels' pointers `p` and the
+/// activation at `ap`, continuing the group's state. With `CHECK`, whether a weight code is −8.
+#[inline(always)]
+unsafe fn i4_group<const CHECK: bool>(
+    p: [*const u8; 8],
+    nr: usize,
+    sp: &Span,
+    ap: *const i8,
+    st: &mut IntState,
+) -> bool {
+    let ones = _mm256_set1_epi16(1);
+    let ones8 = _mm256_set1_epi8(1);
+    let low = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(0x08);
+    let walk = sp.walk;
+    let mut acc: [__m256i; 4] =
+        core::array::from_fn(|c| _mm256_loadu_si256(st[c].as_ptr() as *const __m256i));
+    let mut asum = _mm256_loadu_si256(st[4].as_ptr() as *const __m256i);
+    let mut umin = _mm256_set1_epi8(-1);
+    for r in 0..nr {
+        let off = r * walk.stride;
+        let k0 = r * walk.run;
+        let mut j = 0;
+        while j < walk.run {
+            let ae = _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j) as *const __m128i));
+            let ao =
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(ap.add(k0 + j + 16) as *const __m128i));
+            // [even | odd] of one 32-chunk: each code once.
+            let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
+            asum =
+                _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
+            for c in 0..4 {
+                let (q0, q1) = (p[2 * c].add(off + j / 2), p[2 * c + 1].add(off + j / 2));
+                prefetch(q0.wrapping_add(sp.ahead));
+                prefetch(q1.wrapping_add(sp.ahead));
+                let b = _mm256_loadu2_m128i(q1 as *const __m128i, q0 as *const __m128i);
+                // u = nibble ^ 8 = w + 8 ∈ [0, 15]; a pair of products is at most 2·15·7, so
+                // the even and odd sums add in i16 without saturating.
+                let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
+                let uo = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(b), low), eight);
+                if CHECK {
+                    umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
+                }
+                let s =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
+                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s, ones));
+            }
+            j += 32;
+        }
+    }
+    for c in 0..4 {
+        _mm256_storeu_si256(st[c].as_mut_ptr() as *mut __m256i, acc[c]);
+    }
+    _mm256_storeu_si256(st[4].as_mut_ptr() as *mut __m256i, asum);
+    CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0
 }
 
 /// Channel sums of an [`i4_span`] state: two rounds of `vphaddd` give
@@ -254,7 +295,7 @@ unsafe fn i4_sums(st: &IntState) -> __m256i {
 /// # Safety
 /// The CPU runs the enabled features; every walk is in bounds (module docs).
 #[target_feature(enable = "avx2,f16c")]
-pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
+unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [F16Lanes]) {
     if sp.walk.run == 32 && sp.cs == 64 && sp.rch == 1 {
         return f16_tiles(w, sp, a, lanes);
     }
@@ -303,252 +344,13 @@ pub unsafe fn f16_span(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 
     }
 }
 
-// The native layouts' common case, K tiles of 32 whose channels lie back to back (RKNPU int8
-// and int4 with k_tile 32, fp16 on RK3588): every K tile of the span is one contiguous block,
-// read front to back with each channel's partial sums in memory (L1) between tiles. Same
-// states as the general walks, so the same reductions apply.
-
-/// [`i8_span`] over contiguous 32-byte channel runs.
-#[inline(always)]
-unsafe fn i8_tiles(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
-    let ones = _mm256_set1_epi16(1);
-    // Channel ci's state is st[ci / 8][ci % 8]: 32 bytes at `acc + ci`.
-    let acc = st.as_mut_ptr() as *mut __m256i;
-    let base = w.as_ptr().add(sp.first);
-    for r in 0..sp.walk.n_runs {
-        let av = _mm256_loadu_si256(a.as_ptr().add(r * 32) as *const __m256i);
-        let tile = base.add(r * sp.walk.stride);
-        for ci in 0..sp.cnt {
-            let p = tile.add(ci * 32);
-            if ci % 2 == 0 {
-                prefetch(p.wrapping_add(sp.ahead));
-            }
-            let wv = _mm256_loadu_si256(p as *const __m256i);
-            let q = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)),
-                ones,
-            );
-            let s = acc.add(ci);
-            _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), q));
-        }
-    }
-}
-
-/// [`i8_span`] over rows that lie back to back (row-major, one run per channel): the span is
-/// one contiguous block, read front to back one channel at a time.
-#[inline(always)]
-unsafe fn i8_rows(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) {
-    let ones = _mm256_set1_epi16(1);
-    let acc = st.as_mut_ptr() as *mut __m256i;
-    let base = w.as_ptr().add(sp.first);
-    let run = sp.walk.run;
-    for ci in 0..sp.cnt {
-        let p = base.add(ci * run);
-        let s = acc.add(ci);
-        let mut v = _mm256_loadu_si256(s);
-        let mut j = 0;
-        while j < run {
-            if j % 64 == 0 {
-                prefetch(p.wrapping_add(j + sp.ahead));
-            }
-            let wv = _mm256_loadu_si256(p.add(j) as *const __m256i);
-            let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
-            v = _mm256_add_epi32(
-                v,
-                _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)),
-                    ones,
-                ),
-            );
-            j += 32;
-        }
-        _mm256_storeu_si256(s, v);
-    }
-}
-
-/// [`i4_span`] over contiguous 16-byte channel runs: one load is a channel pair. A span of odd
-/// length reads its last channel twice (never past the span).
-#[inline(always)]
-unsafe fn i4_tiles<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
-    let ones = _mm256_set1_epi16(1);
-    let ones8 = _mm256_set1_epi8(1);
-    let low = _mm256_set1_epi8(0x0f);
-    let eight = _mm256_set1_epi8(0x08);
-    // Pair pi (channels 2pi, 2pi+1) accumulates in st[pi / 4][pi % 4].
-    let acc = st.as_mut_ptr() as *mut __m256i;
-    let slot = |pi: usize| (pi / 4) * 8 + pi % 4;
-    let base = w.as_ptr().add(sp.first);
-    let pairs = sp.cnt.div_ceil(2);
-    let mut asum = _mm256_setzero_si256();
-    let mut umin = _mm256_set1_epi8(-1);
-    for r in 0..sp.walk.n_runs {
-        let ae =
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().add(r * 32) as *const __m128i));
-        let ao = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-            a.as_ptr().add(r * 32 + 16) as *const __m128i
-        ));
-        let both = _mm256_permute2x128_si256::<0x20>(ae, ao);
-        asum = _mm256_add_epi32(asum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, both), ones));
-        let tile = base.add(r * sp.walk.stride);
-        for pi in 0..pairs {
-            let p0 = tile.add(pi * 32);
-            let p1 = if 2 * pi + 1 < sp.cnt { p0.add(16) } else { p0 };
-            prefetch(p0.wrapping_add(sp.ahead));
-            let b = _mm256_loadu2_m128i(p1 as *const __m128i, p0 as *const __m128i);
-            let ue = _mm256_xor_si256(_mm256_and_si256(b, low), eight);
-            let uo = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(b), low), eight);
-            if CHECK {
-                umin = _mm256_min_epu8(umin, _mm256_min_epu8(ue, uo));
-            }
-            let q = _mm256_add_epi16(_mm256_maddubs_epi16(ue, ae), _mm256_maddubs_epi16(uo, ao));
-            let s = acc.add(slot(pi));
-            _mm256_storeu_si256(
-                s,
-                _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_madd_epi16(q, ones)),
-            );
-        }
-    }
-    let groups = sp.cnt.div_ceil(8);
-    for st in st.iter_mut().take(groups) {
-        let s = st[4].as_mut_ptr() as *mut __m256i;
-        _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), asum));
-    }
-    if CHECK && _mm256_movemask_epi8(_mm256_cmpeq_epi8(umin, _mm256_setzero_si256())) != 0 {
-        // Which group holds the −8 is not tracked here: all go to the checked loop.
-        return if groups >= 32 { u32::MAX } else { (1u32 << groups) - 1 };
-    }
-    0
-}
-
-/// [`i4_span`] over rows that lie back to back (row-major, one run per channel), one channel
-/// at a time (128-bit: one 32-element chunk = 16 bytes), front to back.
-#[inline(always)]
-unsafe fn i4_rows<const CHECK: bool>(w: &[u8], sp: &Span, a: &[i8], st: &mut [IntState]) -> u32 {
-    let ones = _mm_set1_epi16(1);
-    let low = _mm_set1_epi8(0x0f);
-    let eight = _mm_set1_epi8(0x08);
-    let run = sp.walk.run;
-    // Σa of the segment, once.
-    let mut asum = _mm256_setzero_si256();
-    let mut j = 0;
-    while j < run {
-        let av = _mm256_loadu_si256(a.as_ptr().add(j) as *const __m256i);
-        asum = _mm256_add_epi32(
-            asum,
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1)),
-        );
-        j += 32;
-    }
-    let base = w.as_ptr().add(sp.first);
-    let mut umin = _mm_set1_epi8(-1);
-    for ci in 0..sp.cnt {
-        let p = base.add(ci * run / 2);
-        let mut v = _mm_setzero_si128();
-        let mut j = 0;
-        while j < run {
-            let q = p.add(j / 2);
-            if j % 128 == 0 {
-                prefetch(q.wrapping_add(sp.ahead));
-            }
-            let b = _mm_loadu_si128(q as *const __m128i);
-            let ue = _mm_xor_si128(_mm_and_si128(b, low), eight);
-            let uo = _mm_xor_si128(_mm_and_si128(_mm_srli_epi16::<4>(b), low), eight);
-            if CHECK {
-                umin = _mm_min_epu8(umin, _mm_min_epu8(ue, uo));
-            }
-            let ae = _mm_loadu_si128(a.as_ptr().add(j) as *const __m128i);
-            let ao = _mm_loadu_si128(a.as_ptr().add(j + 16) as *const __m128i);
-            let s = _mm_add_epi16(_mm_maddubs_epi16(ue, ae), _mm_maddubs_epi16(uo, ao));
-            v = _mm_add_epi32(v, _mm_madd_epi16(s, ones));
-            j += 32;
-        }
-        // The pair form of i4_span: channel ci in half ci % 2 of slot (ci / 2) % 4 of group ci / 8.
-        let dst = (st[ci / 8][(ci / 2) % 4].as_mut_ptr() as *mut __m128i).add(ci % 2);
-        _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), v));
-    }
-    let groups = sp.cnt.div_ceil(8);
-    for st in st.iter_mut().take(groups) {
-        let s = st[4].as_mut_ptr() as *mut __m256i;
-        _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), asum));
-    }
-    if CHECK && _mm_movemask_epi8(_mm_cmpeq_epi8(umin, _mm_setzero_si128())) != 0 {
-        return if groups >= 32 { u32::MAX } else { (1u32 << groups) - 1 };
-    }
-    0
-}
-
-/// [`f16_span`] over contiguous 64-byte channel runs (32 f16): lanes 0..7 take k and k + 16,
-/// lanes 8..15 take k + 8 and k + 24, in that order, as the reference's 16-lane order.
-#[inline(always)]
-unsafe fn f16_tiles(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
-    // Channel ci's lanes are lanes[ci / 4][ci % 4]: 16 floats at `l + 16·ci`.
-    let l = lanes.as_mut_ptr() as *mut f32;
-    let base = w.as_ptr().add(sp.first);
-    for r in 0..sp.walk.n_runs {
-        let ap = a.as_ptr().add(r * 32);
-        let av = [
-            _mm256_loadu_ps(ap),
-            _mm256_loadu_ps(ap.add(8)),
-            _mm256_loadu_ps(ap.add(16)),
-            _mm256_loadu_ps(ap.add(24)),
-        ];
-        let tile = base.add(r * sp.walk.stride);
-        for ci in 0..sp.cnt {
-            let p = tile.add(ci * 64);
-            prefetch(p.wrapping_add(sp.ahead));
-            let lc = l.add(16 * ci);
-            let mut lo = _mm256_loadu_ps(lc);
-            let mut hi = _mm256_loadu_ps(lc.add(8));
-            for (h, a) in av.iter().enumerate() {
-                let wv = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * h) as *const __m128i));
-                if h % 2 == 0 {
-                    lo = _mm256_add_ps(lo, _mm256_mul_ps(*a, wv));
-                } else {
-                    hi = _mm256_add_ps(hi, _mm256_mul_ps(*a, wv));
-                }
-            }
-            _mm256_storeu_ps(lc, lo);
-            _mm256_storeu_ps(lc.add(8), hi);
-        }
-    }
-}
-
-/// [`f16_span`] over rows that lie back to back (row-major, one run per channel), one
-/// channel at a time, front to back.
-#[inline(always)]
-unsafe fn f16_rows(w: &[u8], sp: &Span, a: &[f32], lanes: &mut [[[f32; 16]; 4]]) {
-    let l = lanes.as_mut_ptr() as *mut f32;
-    let base = w.as_ptr().add(sp.first);
-    let run = sp.walk.run;
-    for ci in 0..sp.cnt {
-        let p = base.add(ci * 2 * run);
-        let lc = l.add(16 * ci);
-        let mut lo = _mm256_loadu_ps(lc);
-        let mut hi = _mm256_loadu_ps(lc.add(8));
-        let mut j = 0;
-        while j < run {
-            let q = p.add(2 * j);
-            if j % 32 == 0 {
-                prefetch(q.wrapping_add(sp.ahead));
-            }
-            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(q as *const __m128i));
-            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(q.add(16) as *const __m128i));
-            lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(j)), w0));
-            hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(j + 8)), w1));
-            j += 16;
-        }
-        _mm256_storeu_ps(lc, lo);
-        _mm256_storeu_ps(lc.add(8), hi);
-    }
-}
-
 /// Largest |v| of a slice, NaN ignored: [`crate::exec::quant::absmax`] exactly (`max` of
 /// non-negative values is order-free; `vmaxps(a, m)` keeps `m` when `a` is NaN).
 ///
 /// # Safety
 /// The CPU runs AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn absmax(v: &[f32]) -> f32 {
+unsafe fn absmax(v: &[f32]) -> f32 {
     let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let mut m = _mm256_setzero_ps();
     let chunks = v.chunks_exact(8);
@@ -570,7 +372,7 @@ pub unsafe fn absmax(v: &[f32]) -> f32 {
 /// # Safety
 /// The CPU runs AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn quantize(
+unsafe fn quantize(
     v: &[f32],
     s: f32,
     qmax: i32,

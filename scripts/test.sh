@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# One pack cache for every build below (lints, examples, firmware images, UI crates), so a model
+# declared in several places is packed once; scripts/check-repro.sh builds without it.
+export NPU_BUILD_CACHE="${NPU_BUILD_CACHE:-$PWD/target/lint-pack-cache}"
 # Each step's wall time, so a slow CI run says where the time went (CI's budget is 40 min).
 step() {
   local t0=$SECONDS

@@ -17,3 +17,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo publish --dry-run --workspace --allow-dirty
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
+# The runtime's docs as docs.rs builds them (its `std` and `rknpu` features) and bare (no_std):
+# a link to an item of a feature the build lacks is a warning there.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p npu-runtime

@@ -22,7 +22,7 @@
 //! reference. Layouts whose K runs are not whole SIMD chunks (none of the shipped targets) go
 //! to the reference executor.
 //!
-//! **Threads** (`std` only): [`CpuFast::with_threads`] starts a persistent pool once
+//! **Threads** (`std` only): `CpuFast::with_threads` starts a persistent pool once
 //! (`pool.rs`); the threads claim work items from a shared counter (so a thread the OS did not
 //! schedule in time costs nothing on a busy machine), and every output value is computed by
 //! exactly one thread with the same operations: the result does not depend on the thread

@@ -31,6 +31,23 @@
 //! once are readable through `rknn_sim_core_stats` / `rknn_sim_peak_concurrency`, and written
 //! as JSON to the file `RKNN_SIM_STATS` names each time the last context is destroyed.
 
-mod sim;
+// In dependency order: each module uses only modules above it.
+mod dtype;
+mod state;
 
-pub use sim::*;
+mod introspect;
+
+mod create;
+mod mem;
+mod run;
+
+pub use create::{rknn_matmul_create, rknn_matmul_destroy, rknn_matmul_set_core_mask};
+pub use introspect::{
+    rknn_sim_core_stats, rknn_sim_domain_used, rknn_sim_peak_concurrency, rknn_sim_reset_stats,
+};
+pub use mem::{
+    rknn_create_mem, rknn_create_mem2, rknn_create_mem_from_fd, rknn_create_mem_from_phys,
+    rknn_destroy_mem, rknn_matmul_set_io_mem, rknn_mem_sync,
+};
+pub use run::rknn_matmul_run;
+pub use state::{SimCoreStats, CORES, DOMAINS, DOMAIN_BYTES};

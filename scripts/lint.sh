@@ -4,7 +4,7 @@
 # npu-build/fuzz/).
 #
 #   scripts/lint.sh fmt            # cargo fmt --check everywhere (seconds)
-#   scripts/lint.sh modules        # no module cycles in npu-runtime or npu-build (module-graph.py)
+#   scripts/lint.sh modules        # no module cycles in npu-runtime, npu-build, rknpu-sim (module-graph.py)
 #   scripts/lint.sh clippy-main    # clippy -D warnings, main workspace, all targets
 #   scripts/lint.sh clippy-side    # clippy -D warnings in examples, models-crate, firmware, fuzz
 #   scripts/lint.sh clippy-bench   # clippy -D warnings in bench/ (its models: tiny stand-ins)
@@ -33,7 +33,7 @@ fmt() {
 
 modules() {
   local out
-  out="$(python3 scripts/module-graph.py npu-runtime/src npu-build/src)" && return 0
+  out="$(python3 scripts/module-graph.py npu-runtime/src npu-build/src rknpu-sim/src)" && return 0
   echo "$out" >&2; echo "lint: a module cycle (scripts/module-graph.py)" >&2; return 1
 }
 

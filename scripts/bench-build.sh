@@ -6,6 +6,7 @@
 # the largest single process (rustc or the build script), from /usr/bin/time.
 #
 #   scripts/bench-build.sh            # needs the models: scripts/fetch-models.sh
+#   NPU_BENCH_MODELS=qwen2.5-0.5b NPU_BENCH_EMBEDS=bytes scripts/bench-build.sh   # one row
 #
 # Dependencies are compiled once by a warm-up crate first, so each row measures only the
 # model crate. NPU_BENCH_DIR (default: a fresh mktemp dir) holds the crates; removed at the end.
@@ -17,7 +18,20 @@ work="${NPU_BENCH_DIR:-$(mktemp -d /tmp/npu-bench.XXXXXX)}"
 export CARGO_TARGET_DIR="$work/target"
 unset NPU_BUILD_CACHE
 export NPU_BUILD_VERBOSE=1
-models=("smollm2:smollm2-135m-instruct-q4_1.gguf:rk3588:int8" "qwen2.5-0.5b:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf:cpu:int4")
+all_models=("smollm2:smollm2-135m-instruct-q4_1.gguf:rk3588:int8" "qwen2.5-0.5b:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf:cpu:int4")
+# NPU_BENCH_MODELS / NPU_BENCH_EMBEDS: space-separated labels / embed modes to run (default all).
+models=()
+for m in "${all_models[@]}"; do
+  case " ${NPU_BENCH_MODELS:-${all_models[*]%%:*}} " in *" ${m%%:*} "*) models+=("$m") ;; esac
+done
+read -r -a embeds <<<"${NPU_BENCH_EMBEDS:-bytes object}"
+for e in "${embeds[@]}"; do
+  case "$e" in bytes | object) ;; *) echo "bench-build: NPU_BENCH_EMBEDS: \`$e\` is not bytes or object" >&2; exit 2 ;; esac
+done
+if [ "${#models[@]}" -eq 0 ]; then
+  echo "bench-build: NPU_BENCH_MODELS=\"${NPU_BENCH_MODELS:-}\" names none of: ${all_models[*]%%:*}" >&2
+  exit 2
+fi
 # Copies of the models, so `touch` does not disturb anyone else's build of the originals.
 mkdir -p "$work/models"
 for m in "${models[@]}"; do
@@ -63,7 +77,7 @@ timed_build "$work/bench_warm" "$work/warm.log" >/dev/null
 rows=()
 for m in "${models[@]}"; do
   IFS=: read -r label file target quant <<<"$m"
-  for embed in bytes object; do
+  for embed in "${embeds[@]}"; do
     name="bench_${label//[.-]/_}_$embed"
     make_crate "$name" "use npu_model_macro::npu_model;
 #[npu_model(path = \"$work/models/$file\", target = \"$target\", quant = \"$quant\", embed = \"$embed\")]

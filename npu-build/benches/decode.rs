@@ -6,13 +6,12 @@
 //! of the process (which a busy shared machine distorts less), and the weight bytes a decode
 //! step streams (for the memory-bandwidth ceiling). Asserts nothing about speed.
 
-use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
-use npu_build::pack::{pack, PackOptions};
-use npu_build::tokenizer::OwnedTokenizerTables;
+use npu_build::model::OwnedModel;
+use npu_build::pack::PackOptions;
 use npu_runtime::cpu::CpuFast;
-use npu_runtime::format::{PackedModel, Scheme, TensorKind};
-use npu_runtime::model::{arena_bytes, Model, Session};
+use npu_runtime::format::{Scheme, TensorKind};
+use npu_runtime::model::{arena_bytes, Session};
 use npu_runtime::target::Target;
 use std::time::Instant;
 
@@ -45,9 +44,6 @@ fn main() {
     let tokens: usize =
         std::env::var("NPU_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let g = Gguf::open(&path).unwrap();
-    let tok = OwnedTokenizerTables::from_gguf(&g).unwrap();
-    let tables = tok.tables();
-    let config = model_config(&g, &tok, Some(512)).unwrap();
     let prompt: Vec<u32> = (0..64u32).map(|i| (i * 7919) % 40000 + 100).collect();
     println!("SmolLM2-135M, prompt {} tokens, then {tokens} greedy tokens; tok/s wall (tok per CPU-second)", prompt.len());
     for target in list("NPU_BENCH_TARGETS", "cpu,rk3588") {
@@ -57,15 +53,13 @@ fn main() {
             if t.scheme_spec(scheme).is_err() {
                 continue;
             }
-            let packed = pack(&g, &PackOptions { target: t, scheme, threads: 2 }).unwrap();
-            let descs = packed.descs();
-            let model = Model {
-                config,
-                weights: PackedModel { target: t.id, scheme, tensors: &descs, blob: &packed.blob },
-                tokenizer: &tables,
-            };
+            let opts = PackOptions { target: t, scheme, threads: 2 };
+            let owned = OwnedModel::from_gguf(&g, &opts, Some(512)).unwrap();
+            let (view, config) = (owned.view(), owned.config);
+            let model = view.model();
             // Bytes one decode step reads: every matmul weight (the embedding row is negligible).
-            let step_bytes: u64 = descs
+            let step_bytes: u64 = view
+                .descs()
                 .iter()
                 .filter(|d| d.kind == TensorKind::Matmul)
                 .flat_map(|d| d.shards.iter().map(|s| s.data.len))

@@ -31,11 +31,13 @@
 //! 8. [`rng`], [`report`]: the report's deterministic activation batch; per-tensor weight and
 //!    matmul-output error of the packed model.
 //! 9. [`pack`]: every tensor in its target's native layout, split across cores, into one
-//!    64-byte-aligned blob with a descriptor table (`npu_runtime::format`).
+//!    64-byte-aligned blob with a descriptor table (`npu_runtime::format`); [`model`]: a
+//!    model packed in memory ([`model::OwnedModel`]: config, blob, descriptor table and
+//!    tokenizer tables) for the CLI, benches and tests.
 //! 10. [`declare`]: the attribute's arguments (shared with the macro); [`protocol`]: the files
 //!    through which the build script reports to the attribute.
 //! 11. The build path, private: `discover` (declarations in the crate's sources), `cache`
-//!     (content-hash keyed packed models), `embed` (the blob into the binary: aligned
+//!     (content-hash keyed packed models: blob, tokenizer bytes, code), `embed` (the blob into the binary: aligned
 //!     `include_bytes!` or a linked object file), `codegen` (the generated Rust), `compile`
 //!     ([`Config`]).
 #![deny(missing_docs)]
@@ -50,6 +52,7 @@ mod discover;
 mod embed;
 pub mod ggml;
 pub mod gguf;
+pub mod model;
 pub mod pack;
 pub mod protocol;
 pub mod quant;

@@ -280,8 +280,9 @@ fn misuse_is_an_error() {
 #[test]
 fn whole_model_logits_match_the_reference() {
     // A small llama model through Session, prefill (batched rows) then steps.
-    use npu_runtime::format::PackedModel;
-    use npu_runtime::model::{arena_bytes, Arch, Model, ModelConfig, Session};
+    use npu_build::model::OwnedModel;
+    use npu_build::tokenizer::OwnedTokenizerTables;
+    use npu_runtime::model::{arena_bytes, Arch, ModelConfig, Session};
     let (d, ff, vocab) = (64u64, 96u64, 80u64);
     let mut rng = SeededRng::new(3);
     let mut src = MemSource::default();
@@ -303,27 +304,6 @@ fn whole_model_logits_match_the_reference() {
     }
     src.push("output_norm.weight", &[d], vec![1.0; d as usize]);
     let c = ModelConfig::new(Arch::Llama, 2, 64, 4, 2, 16, 96, 80, 10000.0, 1e-5, true, 64, 2);
-    let tables = npu_runtime::tokenizer::TokenizerTables {
-        kind: npu_runtime::tokenizer::TokenizerKind::Bpe,
-        pre: npu_runtime::tokenizer::PreTokenizer::None,
-        token_bytes: &[],
-        token_offsets: &[0],
-        token_attrs: &[],
-        sorted_ids: &[],
-        merges: &[],
-        scores: &[],
-        specials: &[],
-        byte_tokens: &[npu_runtime::tokenizer::NO_TOKEN; 256],
-        bos: None,
-        eos: None,
-        eot: None,
-        eom: None,
-        pad: None,
-        add_bos: false,
-        add_eos: false,
-        add_space_prefix: false,
-        ignore_merges: false,
-    };
     let prompt: Vec<u32> = (0..20).map(|i| (i * 7 + 3) % 80).collect();
     for (target, scheme) in [
         ("cpu", Scheme::Fp16),
@@ -336,17 +316,9 @@ fn whole_model_logits_match_the_reference() {
             &PackOptions { target: Target::by_name(target).unwrap(), scheme, threads: 1 },
         )
         .unwrap();
-        let descs = p.descs();
-        let model = Model {
-            config: c,
-            weights: PackedModel {
-                target: p.target.id,
-                scheme: p.scheme,
-                tensors: &descs,
-                blob: &p.blob,
-            },
-            tokenizer: &tables,
-        };
+        let owned = OwnedModel::new(c, p, OwnedTokenizerTables::empty());
+        let view = owned.view();
+        let model = view.model();
         let run = |b: &mut dyn FnMut(&mut Vec<u8>) -> Vec<Vec<u32>>| {
             let mut arena = vec![0u8; arena_bytes(&c, 64)];
             b(&mut arena)

@@ -3,14 +3,15 @@
 //! deterministic, and every misuse is an error value (arena, tokens, context, tensors).
 //! Agreement with llama.cpp on real models is in tests/llamacpp/.
 
-use npu_build::pack::{pack, MemSource, PackOptions, Packed, SeededRng};
+use npu_build::model::OwnedModel;
+use npu_build::pack::{pack, MemSource, PackOptions, SeededRng};
+use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::CpuReference;
 use npu_runtime::format::{PackedModel, Scheme, TensorDesc};
 use npu_runtime::generate::{generate, StopReason};
 use npu_runtime::model::{arena_bytes, Arch, Model, ModelConfig, ModelError, Session, MAX_BATCH};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::target::Target;
-use npu_runtime::tokenizer::{PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN};
 
 const D: u64 = 64;
 const HEADS: u64 = 4;
@@ -74,45 +75,12 @@ fn source(arch: Arch) -> MemSource {
     src
 }
 
-fn packed(arch: Arch, scheme: Scheme) -> Packed {
+/// Random weights packed for the CPU target, with a config for `ctx` positions. Random models
+/// have no vocabulary text: an empty tokenizer (no tokens, no byte tokens).
+fn owned(arch: Arch, scheme: Scheme, ctx: u32) -> OwnedModel {
     let target = Target::by_name("cpu").unwrap();
-    pack(&source(arch), &PackOptions { target, scheme, threads: 2 }).unwrap()
-}
-
-/// Random models have no vocabulary text: an empty tokenizer (no tokens, no byte tokens).
-static NO_TOKENIZER: TokenizerTables<'static> = TokenizerTables {
-    kind: TokenizerKind::Bpe,
-    pre: PreTokenizer::None,
-    token_bytes: &[],
-    token_offsets: &[0],
-    token_attrs: &[],
-    sorted_ids: &[],
-    merges: &[],
-    scores: &[],
-    specials: &[],
-    byte_tokens: &[NO_TOKEN; 256],
-    bos: None,
-    eos: None,
-    eot: None,
-    eom: None,
-    pad: None,
-    add_bos: false,
-    add_eos: false,
-    add_space_prefix: false,
-    ignore_merges: false,
-};
-
-fn model<'a>(p: &'a Packed, descs: &'a [TensorDesc<'a>], c: ModelConfig) -> Model<'a> {
-    Model {
-        config: c,
-        weights: PackedModel {
-            target: p.target.id,
-            scheme: p.scheme,
-            tensors: descs,
-            blob: &p.blob,
-        },
-        tokenizer: &NO_TOKENIZER,
-    }
+    let p = pack(&source(arch), &PackOptions { target, scheme, threads: 2 }).unwrap();
+    OwnedModel::new(config(arch, ctx), p, OwnedTokenizerTables::empty())
 }
 
 const PROMPT: [u32; 21] =
@@ -123,11 +91,10 @@ fn batched_prefill_equals_stepping_for_every_arch_and_scheme() {
     assert!(PROMPT.len() > MAX_BATCH, "the prompt must span more than one batch");
     for arch in [Arch::Llama, Arch::Qwen2] {
         for scheme in [Scheme::Fp16, Scheme::Int8, Scheme::Int4Hadamard] {
-            let p = packed(arch, scheme);
-            let descs = p.descs();
-            let c = config(arch, 64);
-            let mut arena = vec![0u8; arena_bytes(&c, 64)];
-            let mut s = Session::new(model(&p, &descs, c), CpuReference, &mut arena).unwrap();
+            let o = owned(arch, scheme, 64);
+            let v = o.view();
+            let mut arena = vec![0u8; arena_bytes(&o.config, 64)];
+            let mut s = Session::new(v.model(), CpuReference, &mut arena).unwrap();
             let batched = s.prefill(&PROMPT).unwrap().to_vec();
             assert!(batched.iter().all(|v| v.is_finite()));
             let mut all = Vec::new();
@@ -163,18 +130,18 @@ fn batched_prefill_equals_stepping_for_every_arch_and_scheme() {
 
 #[test]
 fn misuse_is_an_error_not_a_panic() {
-    let p = packed(Arch::Qwen2, Scheme::Fp16);
-    let descs = p.descs();
-    let c = config(Arch::Qwen2, 8);
+    let o = owned(Arch::Qwen2, Scheme::Fp16, 8);
+    let v = o.view();
+    let (m, c) = (v.model(), o.config);
     let need = arena_bytes(&c, 8);
     let mut small = vec![0u8; need - 1];
     assert!(matches!(
-        Session::new(model(&p, &descs, c), CpuReference, &mut small),
+        Session::new(m, CpuReference, &mut small),
         Err(ModelError::ArenaTooSmall { .. })
     ));
     // Any alignment of the arena works.
     let mut arena = vec![0u8; need + 1];
-    let mut s = Session::new(model(&p, &descs, c), CpuReference, &mut arena[1..]).unwrap();
+    let mut s = Session::new(m, CpuReference, &mut arena[1..]).unwrap();
     assert_eq!(s.prefill(&[1, 80]).err(), Some(ModelError::BadToken { id: 80, vocab: 80 }));
     assert_eq!(s.pos(), 0, "a rejected call changes nothing");
     assert_eq!(s.prefill(&[]).err(), Some(ModelError::NoTokens));
@@ -182,35 +149,39 @@ fn misuse_is_an_error_not_a_panic() {
     assert_eq!(s.step(1).err(), Some(ModelError::ContextFull { context_len: 8 }));
     // Missing tensor, wrong shape, bad config.
     let fewer: Vec<TensorDesc> =
-        descs.iter().copied().filter(|d| d.name != "blk.1.attn_k.bias").collect();
+        v.descs().iter().copied().filter(|d| d.name != "blk.1.attn_k.bias").collect();
     let mut a = vec![0u8; need];
     assert_eq!(
-        Session::new(model(&p, &fewer, c), CpuReference, &mut a).err(),
+        Session::new(
+            Model { weights: PackedModel { tensors: &fewer, ..m.weights }, ..m },
+            CpuReference,
+            &mut a
+        )
+        .err(),
         Some(ModelError::MissingTensor { layer: Some(1), name: "attn_k.bias" })
     );
     let mut wrong = c;
     wrong.ff = FF as u32 + 1;
     let mut a = vec![0u8; arena_bytes(&wrong, 8)];
     assert!(matches!(
-        Session::new(model(&p, &descs, wrong), CpuReference, &mut a),
+        Session::new(Model { config: wrong, ..m }, CpuReference, &mut a),
         Err(ModelError::Shape { layer: Some(0), .. })
     ));
     let mut bad = c;
     bad.n_kv_heads = 3;
     assert!(matches!(
-        Session::new(model(&p, &descs, bad), CpuReference, &mut a),
+        Session::new(Model { config: bad, ..m }, CpuReference, &mut a),
         Err(ModelError::BadConfig(_))
     ));
 }
 
 #[test]
 fn generation_is_deterministic_and_stops() {
-    let p = packed(Arch::Llama, Scheme::Int8);
-    let descs = p.descs();
-    let c = config(Arch::Llama, 48);
+    let o = owned(Arch::Llama, Scheme::Int8, 48);
+    let (v, c) = (o.view(), o.config);
     let run = |seed: u64, max: usize| {
         let mut arena = vec![0u8; arena_bytes(&c, 48)];
-        let mut s = Session::new(model(&p, &descs, c), CpuReference, &mut arena).unwrap();
+        let mut s = Session::new(v.model(), CpuReference, &mut arena).unwrap();
         let mut sampler = Sampler::new(SamplerConfig {
             seed,
             top_k: 0,

@@ -16,15 +16,14 @@
 //! figures do not depend on the host's math library.
 
 use crate::CmdResult;
-use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
-use npu_build::pack::{pack, PackOptions, Packed};
+use npu_build::model::OwnedModel;
+use npu_build::pack::PackOptions;
 use npu_build::quant::{parse_scheme, parse_target};
 use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::cpu::CpuFast;
-use npu_runtime::format::{PackedModel, TensorDesc};
-use npu_runtime::model::{arena_bytes, Model, Session, MAX_BATCH};
-use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerTables};
+use npu_runtime::model::{arena_bytes, Session, MAX_BATCH};
+use npu_runtime::tokenizer::{EncodeOptions, Tokenizer};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,42 +63,16 @@ pub struct EvalArgs {
     json: bool,
 }
 
-/// One packed model with what its `Model` borrows.
-struct Loaded {
-    packed: Packed,
-    config: npu_runtime::model::ModelConfig,
-}
-
 fn load(
     g: &Gguf,
-    tok: &OwnedTokenizerTables,
     target: &str,
     quant: &str,
     ctx: u32,
     threads: usize,
-) -> Result<Loaded, Box<dyn std::error::Error>> {
+) -> Result<OwnedModel, Box<dyn std::error::Error>> {
     let target = parse_target(target)?;
     let scheme = parse_scheme(quant)?;
-    let config = model_config(g, tok, Some(ctx))?;
-    let packed = pack(g, &PackOptions { target, scheme, threads })?;
-    Ok(Loaded { packed, config })
-}
-
-fn model<'a>(
-    l: &'a Loaded,
-    descs: &'a [TensorDesc<'a>],
-    tables: &'a TokenizerTables<'a>,
-) -> Model<'a> {
-    Model {
-        config: l.config,
-        weights: PackedModel {
-            target: l.packed.target.id,
-            scheme: l.packed.scheme,
-            tensors: descs,
-            blob: &l.packed.blob,
-        },
-        tokenizer: tables,
-    }
+    Ok(OwnedModel::from_gguf(g, &PackOptions { target, scheme, threads }, Some(ctx))?)
 }
 
 /// Running sums over scored positions.
@@ -175,10 +148,10 @@ pub fn run(a: EvalArgs) -> CmdResult {
         )
         .into());
     }
-    let base = load(&g, &owned_tok, &a.base_target, "fp16", a.ctx, threads)?;
-    let quant = load(&g, &owned_tok, &a.target, &a.quant, a.ctx, threads)?;
-    let (base_descs, quant_descs) = (base.packed.descs(), quant.packed.descs());
-    let (mb, mq) = (model(&base, &base_descs, &tables), model(&quant, &quant_descs, &tables));
+    let base = load(&g, &a.base_target, "fp16", a.ctx, threads)?;
+    let quant = load(&g, &a.target, &a.quant, a.ctx, threads)?;
+    let (base_view, quant_view) = (base.view(), quant.view());
+    let (mb, mq) = (base_view.model(), quant_view.model());
     let vocab = base.config.vocab as usize;
     let mut arena_b = vec![0u8; arena_bytes(&base.config, a.ctx)];
     let mut arena_q = vec![0u8; arena_bytes(&quant.config, a.ctx)];

@@ -2,22 +2,20 @@
 //! next-token logits of given ids, for comparisons with llama.cpp).
 //!
 //! Both build the same `npu_runtime::model::Model` value the generated consts of
-//! `#[npu_model]` hold, from a blob packed a moment ago, and run it through the same
-//! `Session` code on the backend `--backend` picks ([`crate::backend`]).
+//! `#[npu_model]` hold, from a model packed a moment ago (`npu_build::model::OwnedModel`), and
+//! run it through the same `Session` code on the backend `--backend` picks ([`crate::backend`]).
 
 use crate::backend::{self, BackendChoice};
 use crate::CmdResult;
-use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
-use npu_build::pack::{pack, PackOptions, Packed};
+use npu_build::model::OwnedModel;
+use npu_build::pack::PackOptions;
 use npu_build::quant::{parse_scheme, parse_target};
-use npu_build::tokenizer::OwnedTokenizerTables;
-use npu_runtime::format::PackedModel;
 use npu_runtime::generate::{chatml, Message};
 use npu_runtime::generate::{generate, StopReason};
-use npu_runtime::model::{arena_bytes, Model, ModelConfig, Session};
+use npu_runtime::model::{arena_bytes, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
-use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerTables, Utf8Stream};
+use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, Utf8Stream};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -114,11 +112,8 @@ pub struct LogitsArgs {
     output: PathBuf,
 }
 
-/// Opens and packs a model in memory; builds its tokenizer tables.
-fn load(
-    a: &ModelArgs,
-    ctx: Option<u32>,
-) -> Result<(Packed, ModelConfig, OwnedTokenizerTables), Box<dyn std::error::Error>> {
+/// Opens and packs a model in memory, with its config and tokenizer tables.
+fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<OwnedModel, Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
     let scheme = parse_scheme(&a.quant)?;
     let threads = a
@@ -127,38 +122,18 @@ fn load(
         .max(1);
     let t0 = Instant::now();
     let g = Gguf::open(&a.file)?;
-    let tok = OwnedTokenizerTables::from_gguf(&g)?;
     // Without --ctx: the trained context, capped so the KV cache stays small by default.
     let context = ctx.unwrap_or(g.hparams()?.context_length.min(4096));
-    let config = model_config(&g, &tok, Some(context))?;
-    let packed = pack(&g, &PackOptions { target, scheme, threads })?;
+    let owned = OwnedModel::from_gguf(&g, &PackOptions { target, scheme, threads }, Some(context))?;
     eprintln!(
         "npu: packed {} for {} / {} in {:.2} s ({} MB)",
         a.file.display(),
         target.name,
         scheme.name(),
         t0.elapsed().as_secs_f64(),
-        packed.blob.len() >> 20
+        owned.packed.blob.len() >> 20
     );
-    Ok((packed, config, tok))
-}
-
-fn model<'a>(
-    packed: &'a Packed,
-    descs: &'a [npu_runtime::format::TensorDesc<'a>],
-    config: ModelConfig,
-    tokenizer: &'a TokenizerTables<'a>,
-) -> Model<'a> {
-    Model {
-        config,
-        weights: PackedModel {
-            target: packed.target.id,
-            scheme: packed.scheme,
-            tensors: descs,
-            blob: &packed.blob,
-        },
-        tokenizer,
-    }
+    Ok(owned)
 }
 
 fn join_ids(ids: &[u32]) -> String {
@@ -224,10 +199,9 @@ pub fn run(args: RunArgs) -> CmdResult {
     };
     // Settings are checked before the model is packed: a typo fails at once.
     sc.check()?;
-    let (packed, config, owned_tok) = load(&args.model, args.ctx)?;
-    let tables = owned_tok.tables();
-    let descs = packed.descs();
-    let m = model(&packed, &descs, config, &tables);
+    let owned = load(&args.model, args.ctx)?;
+    let (view, config) = (owned.view(), owned.config);
+    let m = view.model();
     let tok = m.tokenizer()?;
     let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
@@ -338,10 +312,9 @@ pub fn logits(args: LogitsArgs) -> CmdResult {
     if n == 0 {
         return Err(format!("fewer than one window of {w} ids").into());
     }
-    let (packed, config, tok) = load(&args.model, Some(args.ctx))?;
-    let descs = packed.descs();
-    let tables = tok.tables();
-    let m = model(&packed, &descs, config, &tables);
+    let owned = load(&args.model, Some(args.ctx))?;
+    let (view, config) = (owned.view(), owned.config);
+    let m = view.model();
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
     let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
     let mut session = Session::new(m, backend, &mut arena)?;

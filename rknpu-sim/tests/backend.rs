@@ -5,10 +5,9 @@
 //!
 //! The tests set `RKNN_SIM_*` variables that the library reads: they run one at a time.
 
-use npu_build::config::model_config;
 use npu_build::gguf::Gguf;
+use npu_build::model::OwnedModel;
 use npu_build::pack::{pack, MemSource, PackOptions, Packed, SeededRng};
-use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::{Backend, CpuReference, PackedWeight};
 use npu_runtime::exec;
 use npu_runtime::format::{PackedModel, Scheme, TensorDesc};
@@ -226,20 +225,17 @@ fn tiny_model_tokens_equal_the_cpu_for_every_scheme() {
     let _g = serial();
     let sim = Sim::open();
     let g = Gguf::open(tiny()).unwrap();
-    let tok = OwnedTokenizerTables::from_gguf(&g).unwrap();
-    let tables = tok.tables();
-    let config = model_config(&g, &tok, Some(128)).unwrap();
     // A prompt longer than one bucket (chunks of 16 rows) and a single-row decode.
     let prompt: Vec<u32> = (0..21).map(|i| 20 + i * 7).collect();
     let t = Target::by_name("rk3588").unwrap();
     for s in Scheme::ALL {
-        let p = pack(&g, &PackOptions { target: t, scheme: s, threads: 1 }).unwrap();
-        let descs = p.descs();
-        let model = || Model { config, weights: packed_model(&p, &descs), tokenizer: &tables };
+        let opts = PackOptions { target: t, scheme: s, threads: 1 };
+        let owned = OwnedModel::from_gguf(&g, &opts, Some(128)).unwrap();
+        let view = owned.view();
         sim.reset();
-        let want = greedy(model(), CpuReference, &prompt);
-        let b = RknpuBackend::with_library(lib(), &model().weights).unwrap();
-        let got = greedy(model(), b, &prompt);
+        let want = greedy(view.model(), CpuReference, &prompt);
+        let b = RknpuBackend::with_library(lib(), &view.model().weights).unwrap();
+        let got = greedy(view.model(), b, &prompt);
         assert_eq!(got, want, "{}", s.name());
         let calls: Vec<u64> = (0..3).map(|c| sim.core(c).calls).collect();
         assert!(calls.iter().all(|&c| c > 0), "{}: {calls:?}", s.name());

@@ -12,8 +12,17 @@ pub const ENTRY_FILE: &str = "entry.json";
 /// The packed blob's file in an entry's directory.
 pub const BLOB_FILE: &str = "blob";
 
+/// The tokenizer tables' bytes in an entry's directory, per byte order
+/// (`OwnedTokenizerTables::to_bytes`): little-endian, big-endian.
+pub const TOKENIZER_FILES: [&str; 2] = ["tokenizer.le", "tokenizer.be"];
+
+/// The tokenizer file for a target of the given byte order.
+pub fn tokenizer_file(little_endian: bool) -> &'static str {
+    TOKENIZER_FILES[usize::from(!little_endian)]
+}
+
 /// Version of [`Entry`]'s shape.
-const ENTRY_JSON_VERSION: u32 = 1;
+const ENTRY_JSON_VERSION: u32 = 2;
 
 /// The facts about a packed model that later runs read without unpacking it.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +31,8 @@ pub struct Entry {
     pub blob_len: u64,
     /// SHA-256 of the blob.
     pub blob_sha256: [u8; 32],
+    /// Length in bytes of each tokenizer file (both byte orders have the same layout).
+    pub tokenizer_len: u64,
     /// The model's config at its trained context length.
     pub config: ModelConfig,
 }
@@ -55,6 +66,7 @@ struct EntryJson {
     version: u32,
     blob_len: u64,
     blob_sha256: String,
+    tokenizer_len: u64,
     config: ConfigJson,
 }
 
@@ -66,6 +78,7 @@ impl Entry {
             version: ENTRY_JSON_VERSION,
             blob_len: self.blob_len,
             blob_sha256: super::hex(&self.blob_sha256),
+            tokenizer_len: self.tokenizer_len,
             config: ConfigJson {
                 arch: c.arch.name().to_string(),
                 n_layers: c.n_layers,
@@ -118,27 +131,35 @@ impl Entry {
         c.rope_style = if j.rope_neox { RopeStyle::Neox } else { RopeStyle::Normal };
         c.qkv_bias = j.qkv_bias;
         c.eot = j.eot;
-        Ok(Entry { blob_len: doc.blob_len, blob_sha256, config: c })
+        Ok(Entry {
+            blob_len: doc.blob_len,
+            blob_sha256,
+            tokenizer_len: doc.tokenizer_len,
+            config: c,
+        })
     }
 
-    /// Reads the entry in directory `dir` and checks that its blob file has the recorded
-    /// length. The message says what is wrong.
+    /// Reads the entry in directory `dir` and checks that its blob and tokenizer files have
+    /// the recorded lengths. The message says what is wrong.
     pub fn load(dir: &Path) -> Result<Entry, String> {
         let path = dir.join(ENTRY_FILE);
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let entry = Entry::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let blob = dir.join(BLOB_FILE);
-        let len = std::fs::metadata(&blob).map_err(|e| format!("{}: {e}", blob.display()))?.len();
-        if len != entry.blob_len {
-            return Err(format!(
-                "{}: {len} bytes, the entry records {}",
-                blob.display(),
-                entry.blob_len
-            ));
+        check_len(&dir.join(BLOB_FILE), entry.blob_len)?;
+        for f in TOKENIZER_FILES {
+            check_len(&dir.join(f), entry.tokenizer_len)?;
         }
         Ok(entry)
     }
+}
+
+fn check_len(file: &Path, want: u64) -> Result<(), String> {
+    let len = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+    if len != want {
+        return Err(format!("{}: {len} bytes, the entry records {want}", file.display()));
+    }
+    Ok(())
 }
 
 fn parse_digest(hex: &str) -> Option<[u8; 32]> {
@@ -175,7 +196,7 @@ mod tests {
         c.eot = Some(151645);
         c.rope_dim = 32;
         c.rope_style = RopeStyle::Neox;
-        Entry { blob_len: 3, blob_sha256: [0xab; 32], config: c }
+        Entry { blob_len: 3, blob_sha256: [0xab; 32], tokenizer_len: 2, config: c }
     }
 
     #[test]
@@ -204,6 +225,11 @@ mod tests {
         std::fs::write(dir.join(BLOB_FILE), b"ab").unwrap();
         assert!(Entry::load(&dir).unwrap_err().contains("records 3"));
         std::fs::write(dir.join(BLOB_FILE), b"abc").unwrap();
+        assert!(Entry::load(&dir).is_err(), "no tokenizer files");
+        std::fs::write(dir.join(tokenizer_file(true)), b"tk").unwrap();
+        std::fs::write(dir.join(tokenizer_file(false)), b"t").unwrap();
+        assert!(Entry::load(&dir).unwrap_err().contains("records 2"));
+        std::fs::write(dir.join(tokenizer_file(false)), b"kt").unwrap();
         assert_eq!(Entry::load(&dir), Ok(sample()));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -16,14 +16,14 @@
 
 mod entry;
 
-pub use entry::{Entry, BLOB_FILE, ENTRY_FILE};
+pub use entry::{tokenizer_file, Entry, BLOB_FILE, ENTRY_FILE};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Bumped when the layout of a cache entry changes.
-const ENTRY_VERSION: &str = "npu-model cache entry v2";
+const ENTRY_VERSION: &str = "npu-model cache entry v3";
 
 /// SHA-256 of a file, read in 4 MiB chunks (no memory map: a plain read is as fast from the
 /// page cache and cannot fault on a file truncated meanwhile).

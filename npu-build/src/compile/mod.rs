@@ -8,9 +8,10 @@
 //!                                          # opt-level = 3   (packing is ~5x slower without)
 //! ```
 //!
-//! A run finds every `#[npu_model]` in the crate (`discover`), and for each one ([`model`]):
-//! resolves `path`, takes the packed model from the cache or packs it, checks it against the
-//! declaration and the target, embeds the blob and writes `OUT_DIR/npu-model/<Name>.rs`.
+//! A run finds every `#[npu_model]` in the crate (`discover`), and for each one
+//! ([`declaration`]): resolves `path`, takes the packed model from the cache or packs it, checks
+//! it against the declaration and the target, embeds the blob, places the tokenizer tables'
+//! bytes (`<Name>.tok`) and writes `OUT_DIR/npu-model/<Name>.rs`.
 //!
 //! Errors in a declaration (missing file, unsupported architecture or tensor type, context
 //! too long, duplicate names, ...) are *not* returned as `Err`: a panicking build script would
@@ -19,7 +20,7 @@
 //! printed as a `cargo:warning`. `Err` is left for the cases where nothing can be attributed
 //! to a declaration: not running inside a build script, or `OUT_DIR` not writable.
 
-mod model;
+mod declaration;
 
 use crate::cache::{self, Cache, Key};
 use crate::declare::{Embed, Site};
@@ -166,7 +167,7 @@ impl Config {
                 // The attribute reports its own argument errors with precise spans; this
                 // copy only matters if the two parsers ever disagreed.
                 (Err(m), _) => Err((Site::Attr, m.clone())),
-                (Ok(d), _) => model::build(&ctx, d),
+                (Ok(d), _) => declaration::build(&ctx, d),
             };
             run.record(&ctx, f, result)?;
         }
@@ -336,11 +337,11 @@ fn duplicate_message(f: &Found, same: &[&Found]) -> String {
 fn remove_stale(ctx: &Ctx, names: &[String]) {
     let mut own: Vec<String> = vec![protocol::INDEX_FILE.to_string(), "cache".to_string()];
     for n in names {
-        for ext in ["rs", "err", "blob", "stamp", "report.json"] {
+        for ext in ["rs", "err", "blob", "tok", "stamp", "report.json"] {
             own.push(format!("{n}.{ext}"));
         }
         if let Ok(t) = &ctx.target {
-            own.push(t.static_lib_file(&model::lib_name(&ctx.crate_name, n)));
+            own.push(t.static_lib_file(&declaration::lib_name(&ctx.crate_name, n)));
         }
     }
     let Ok(rd) = std::fs::read_dir(&ctx.gen_dir) else { return };

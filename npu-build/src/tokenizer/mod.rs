@@ -1,6 +1,6 @@
 //! Tokenizer tables from GGUF metadata: the owned form of `npu_runtime::tokenizer::TokenizerTables`,
-//! built from `tokenizer.ggml.*` keys, borrowable by the runtime and printable as Rust source
-//! for code generation.
+//! built from `tokenizer.ggml.*` keys, borrowable by the runtime, and written for code
+//! generation as one byte file plus the Rust source that borrows it (`bytes`).
 //!
 //! What the build does to the vocabulary, so the runtime has nothing to decode or hash:
 //! - byte-level BPE tokens are stored as the raw bytes they stand for (GPT-2's byte-to-unicode
@@ -16,10 +16,13 @@ use crate::gguf::{Gguf, ValueType};
 use npu_runtime::tokenizer::{
     attr, gpt2_cpt_to_byte, BpeMerge, PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN,
 };
-use std::fmt::{self, Write as _};
-use steps::{bpe_merges, byte_tokens, specials, stored_bytes, text_ids, token_attrs};
+use std::fmt;
+use steps::{bpe_merges, byte_tokens, mark_markers, specials, stored_bytes, text_ids, token_attrs};
 
+mod bytes;
 mod steps;
+
+pub use bytes::{store_source, Section, TOKENIZER_ALIGN};
 
 /// `tokenizer.ggml.model` values this crate supports.
 pub const SUPPORTED_MODELS: &[&str] = &["gpt2", "llama"];
@@ -160,8 +163,8 @@ impl TokenizerSource {
     }
 }
 
-/// Owned tokenizer tables: borrow them with [`tables`](Self::tables), print them with
-/// [`to_rust_source`](Self::to_rust_source).
+/// Owned tokenizer tables: borrow them with [`tables`](Self::tables), write them for generated
+/// code with [`to_bytes`](Self::to_bytes) and [`to_rust_source`](Self::to_rust_source).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OwnedTokenizerTables {
     /// See [`TokenizerTables::kind`].
@@ -217,57 +220,49 @@ const IGNORE_MERGES_PRE: &[&str] = &[
     "jina-v5-nano",
 ];
 
-/// Token texts llama.cpp recognises as end-of-turn, end-of-message and fill-in-the-middle
-/// markers and forces to control tokens; first list: end of turn, second: end of message.
-const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<EOT>",
-    "_<EOT>",
-    "[EOT]",
-    "<｜end▁of▁sentence｜>",
-    "<end_of_utterance>",
-];
-const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
-const FIM_TEXTS: &[&[&str]] = &[
-    &[
-        "<|fim_prefix|>",
-        "<fim-prefix>",
-        "<fim_prefix>",
-        "<｜fim▁begin｜>",
-        "<PRE>",
-        "▁<PRE>",
-        "<|code_prefix|>",
-        "<|prefix|>",
-    ],
-    &[
-        "<|fim_suffix|>",
-        "<fim-suffix>",
-        "<fim_suffix>",
-        "<｜fim▁hole｜>",
-        "<SUF>",
-        "▁<SUF>",
-        "<|code_suffix|>",
-        "<|suffix|>",
-    ],
-    &[
-        "<|fim_middle|>",
-        "<fim-middle>",
-        "<fim_middle>",
-        "<｜fim▁end｜>",
-        "<MID>",
-        "▁<MID>",
-        "<|code_middle|>",
-        "<|middle|>",
-    ],
-    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-    &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
-    &["<|file_sep|>"],
-];
+/// What the tokenizer model implies before the metadata's own values (llama.cpp's defaults).
+struct Defaults {
+    kind: TokenizerKind,
+    pre: PreTokenizer,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+    add_eos: bool,
+    add_space_prefix: bool,
+}
+
+impl Defaults {
+    /// The defaults of `tokenizer.ggml.model` (and, for byte-level BPE, of the pre-tokenizer).
+    fn of(src: &TokenizerSource) -> Result<Defaults, TokenizerBuildError> {
+        match src.model.as_str() {
+            "gpt2" => {
+                let name = src.pre.as_deref().unwrap_or("default");
+                let pre = PreTokenizer::from_gguf_name(name)
+                    .ok_or_else(|| TokenizerBuildError::UnsupportedPre(name.to_owned()))?;
+                Ok(Defaults {
+                    kind: TokenizerKind::Bpe,
+                    pre,
+                    bos: Some(11),
+                    eos: Some(11),
+                    // llama.cpp turns BOS on by default for the Llama 3 family only.
+                    add_bos: IGNORE_MERGES_PRE.contains(&name),
+                    add_eos: false,
+                    add_space_prefix: false,
+                })
+            }
+            "llama" => Ok(Defaults {
+                kind: TokenizerKind::Spm,
+                pre: PreTokenizer::None,
+                bos: Some(1),
+                eos: Some(2),
+                add_bos: true,
+                add_eos: false,
+                add_space_prefix: true,
+            }),
+            m => Err(TokenizerBuildError::UnsupportedModel(m.to_owned())),
+        }
+    }
+}
 
 /// The raw bytes a byte-level BPE token text stands for, if every character is one of GPT-2's
 /// 256 byte characters.
@@ -276,12 +271,39 @@ fn gpt2_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 impl OwnedTokenizerTables {
+    /// Tables with no tokens (no vocabulary, no byte tokens), for models of random weights:
+    /// encoding fails, decoding finds no token.
+    pub fn empty() -> OwnedTokenizerTables {
+        OwnedTokenizerTables {
+            kind: TokenizerKind::Bpe,
+            pre: PreTokenizer::None,
+            token_bytes: Vec::new(),
+            token_offsets: vec![0],
+            token_attrs: Vec::new(),
+            sorted_ids: Vec::new(),
+            merges: Vec::new(),
+            scores: Vec::new(),
+            specials: Vec::new(),
+            byte_tokens: vec![NO_TOKEN; 256],
+            bos: None,
+            eos: None,
+            eot: None,
+            eom: None,
+            pad: None,
+            add_bos: false,
+            add_eos: false,
+            add_space_prefix: false,
+            ignore_merges: false,
+        }
+    }
+
     /// Reads and builds the tables of a GGUF file.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<OwnedTokenizerTables, TokenizerBuildError> {
         Self::build(&TokenizerSource::from_gguf(g)?)
     }
 
-    /// Builds the tables from tokenizer metadata.
+    /// Builds the tables from tokenizer metadata, in steps (`steps`): attributes, text ids,
+    /// marker fix-ups, specials, stored bytes and the sorted lookup, byte tokens, merges.
     pub fn build(src: &TokenizerSource) -> Result<OwnedTokenizerTables, TokenizerBuildError> {
         let n = src.tokens.len();
         if n == 0 {
@@ -290,68 +312,29 @@ impl OwnedTokenizerTables {
         if n >= NO_TOKEN as usize {
             return Err(TokenizerBuildError::Invalid(format!("{n} tokens do not fit u32 ids")));
         }
-        let (kind, pre, mut bos, mut eos, mut add_bos, mut add_eos, mut add_space_prefix) =
-            match src.model.as_str() {
-                "gpt2" => {
-                    let name = src.pre.as_deref().unwrap_or("default");
-                    let pre = PreTokenizer::from_gguf_name(name)
-                        .ok_or_else(|| TokenizerBuildError::UnsupportedPre(name.to_owned()))?;
-                    // llama.cpp turns BOS on by default for the Llama 3 family only.
-                    let bos_default = IGNORE_MERGES_PRE.contains(&name);
-                    (TokenizerKind::Bpe, pre, Some(11), Some(11), bos_default, false, false)
-                }
-                "llama" => {
-                    (TokenizerKind::Spm, PreTokenizer::None, Some(1), Some(2), true, false, true)
-                }
-                m => return Err(TokenizerBuildError::UnsupportedModel(m.to_owned())),
-            };
+        let d = Defaults::of(src)?;
+        let kind = d.kind;
         let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < n);
-        bos = in_range(src.bos.or(bos));
-        eos = in_range(src.eos.or(eos));
-        let mut eot = in_range(src.eot);
-        let mut eom = in_range(src.eom);
-        let pad = in_range(src.pad);
-        add_bos = src.add_bos.unwrap_or(add_bos);
-        add_eos = src.add_eos.unwrap_or(add_eos);
-        if kind == TokenizerKind::Spm {
-            add_space_prefix = src.add_space_prefix.unwrap_or(add_space_prefix);
-        }
-        let ignore_merges = kind == TokenizerKind::Bpe
-            && src.pre.as_deref().is_some_and(|p| IGNORE_MERGES_PRE.contains(&p));
-
+        let (mut eot, mut eom) = (in_range(src.eot), in_range(src.eom));
         let mut attrs = token_attrs(src);
         let by_text = text_ids(src);
-        // llama.cpp's fix-ups by text: markers become control tokens (first match in list order
-        // for each role the metadata leaves unset).
-        let mut force_control = |texts: &[&str], slot: &mut Option<u32>| {
-            if slot.is_none() {
-                if let Some(&id) = texts.iter().find_map(|t| by_text.get(t)) {
-                    *slot = Some(id);
-                    attrs[id as usize] |= attr::CONTROL;
-                }
-            }
-        };
-        force_control(EOT_TEXTS, &mut eot);
-        force_control(EOM_TEXTS, &mut eom);
-        for texts in FIM_TEXTS {
-            force_control(texts, &mut None);
-        }
+        mark_markers(&mut attrs, &by_text, &mut eot, &mut eom);
         let specials = specials(src, &mut attrs, &by_text);
-
         let (token_bytes, token_offsets, sorted_ids) = stored_bytes(src, kind, &attrs, &by_text)?;
         let byte_tokens = byte_tokens(kind, (&token_bytes, &token_offsets), &sorted_ids, &by_text);
         let merges = match kind {
             TokenizerKind::Bpe => bpe_merges(src, &by_text),
             TokenizerKind::Spm => Vec::new(),
         };
-        let scores = if kind == TokenizerKind::Spm {
-            (0..n).map(|i| src.scores.get(i).copied().unwrap_or(0.0)).collect()
-        } else {
-            Vec::new()
+        let scores = match kind {
+            TokenizerKind::Spm => {
+                (0..n).map(|i| src.scores.get(i).copied().unwrap_or(0.0)).collect()
+            }
+            TokenizerKind::Bpe => Vec::new(),
         };
         Ok(OwnedTokenizerTables {
             kind,
-            pre,
+            pre: d.pre,
             token_bytes,
             token_offsets,
             token_attrs: attrs,
@@ -360,15 +343,19 @@ impl OwnedTokenizerTables {
             scores,
             specials,
             byte_tokens,
-            bos,
-            eos,
+            bos: in_range(src.bos.or(d.bos)),
+            eos: in_range(src.eos.or(d.eos)),
             eot,
             eom,
-            pad,
-            add_bos,
-            add_eos,
-            add_space_prefix,
-            ignore_merges,
+            pad: in_range(src.pad),
+            add_bos: src.add_bos.unwrap_or(d.add_bos),
+            add_eos: src.add_eos.unwrap_or(d.add_eos),
+            add_space_prefix: match kind {
+                TokenizerKind::Spm => src.add_space_prefix.unwrap_or(d.add_space_prefix),
+                TokenizerKind::Bpe => d.add_space_prefix,
+            },
+            ignore_merges: kind == TokenizerKind::Bpe
+                && src.pre.as_deref().is_some_and(|p| IGNORE_MERGES_PRE.contains(&p)),
         })
     }
 
@@ -395,82 +382,5 @@ impl OwnedTokenizerTables {
             add_space_prefix: self.add_space_prefix,
             ignore_merges: self.ignore_merges,
         }
-    }
-
-    /// Rust source for the tables: `static` arrays named `{PREFIX}_*` and a
-    /// `pub static {PREFIX}: npu_runtime::tokenizer::TokenizerTables<'static>` over them.
-    /// Deterministic: the same tables always print the same text.
-    pub fn to_rust_source(&self, prefix: &str) -> String {
-        let mut s = String::new();
-        let rt = "::npu_runtime::tokenizer";
-        let _ = writeln!(s, "// Tokenizer tables generated by npu-build; do not edit.");
-        let arr =
-            |s: &mut String, name: &str, ty: &str, items: &mut dyn Iterator<Item = String>| {
-                let items: Vec<String> = items.collect();
-                let _ = writeln!(s, "static {prefix}_{name}: [{ty}; {}] = [", items.len());
-                for chunk in items.chunks(16) {
-                    let _ = writeln!(s, "    {},", chunk.join(", "));
-                }
-                let _ = writeln!(s, "];");
-            };
-        arr(&mut s, "TOKEN_BYTES", "u8", &mut self.token_bytes.iter().map(|b| b.to_string()));
-        arr(&mut s, "TOKEN_OFFSETS", "u32", &mut self.token_offsets.iter().map(|b| b.to_string()));
-        arr(&mut s, "TOKEN_ATTRS", "u8", &mut self.token_attrs.iter().map(|b| b.to_string()));
-        arr(&mut s, "SORTED_IDS", "u32", &mut self.sorted_ids.iter().map(|b| b.to_string()));
-        arr(
-            &mut s,
-            "MERGES",
-            &format!("{rt}::BpeMerge"),
-            &mut self.merges.iter().map(|m| {
-                format!(
-                    "{rt}::BpeMerge {{ left: {}, right: {}, rank: {}, merged: {} }}",
-                    m.left, m.right, m.rank, m.merged
-                )
-            }),
-        );
-        // Bit patterns keep every float exact (and NaN-safe) through the text form.
-        arr(
-            &mut s,
-            "SCORES",
-            "f32",
-            &mut self.scores.iter().map(|x| format!("f32::from_bits(0x{:08x})", x.to_bits())),
-        );
-        arr(&mut s, "SPECIALS", "u32", &mut self.specials.iter().map(|b| b.to_string()));
-        arr(&mut s, "BYTE_TOKENS", "u32", &mut self.byte_tokens.iter().map(|b| b.to_string()));
-        let opt = |o: Option<u32>| o.map_or("None".to_owned(), |v| format!("Some({v})"));
-        let kind = match self.kind {
-            TokenizerKind::Bpe => "Bpe",
-            TokenizerKind::Spm => "Spm",
-        };
-        let _ = writeln!(s, "/// The tokenizer tables.");
-        let _ = writeln!(
-            s,
-            "pub static {prefix}: {rt}::TokenizerTables<'static> = {rt}::TokenizerTables {{"
-        );
-        let _ = writeln!(s, "    kind: {rt}::TokenizerKind::{kind},");
-        let _ = writeln!(s, "    pre: {rt}::PreTokenizer::{:?},", self.pre);
-        for f in [
-            "token_bytes",
-            "token_offsets",
-            "token_attrs",
-            "sorted_ids",
-            "merges",
-            "scores",
-            "specials",
-            "byte_tokens",
-        ] {
-            let _ = writeln!(s, "    {f}: &{prefix}_{},", f.to_uppercase());
-        }
-        let _ = writeln!(s, "    bos: {},", opt(self.bos));
-        let _ = writeln!(s, "    eos: {},", opt(self.eos));
-        let _ = writeln!(s, "    eot: {},", opt(self.eot));
-        let _ = writeln!(s, "    eom: {},", opt(self.eom));
-        let _ = writeln!(s, "    pad: {},", opt(self.pad));
-        let _ = writeln!(s, "    add_bos: {},", self.add_bos);
-        let _ = writeln!(s, "    add_eos: {},", self.add_eos);
-        let _ = writeln!(s, "    add_space_prefix: {},", self.add_space_prefix);
-        let _ = writeln!(s, "    ignore_merges: {},", self.ignore_merges);
-        let _ = writeln!(s, "}};");
-        s
     }
 }

@@ -1,5 +1,6 @@
 //! The steps of [`OwnedTokenizerTables::build`](super::OwnedTokenizerTables::build), in order:
-//! attributes, text ids, specials, stored bytes and the sorted lookup, byte tokens, merges.
+//! attributes, text ids, marker fix-ups, specials, stored bytes and the sorted lookup, byte
+//! tokens, merges.
 
 use super::{attr, gpt2_decode, TokenizerBuildError, TokenizerKind, TokenizerSource};
 use npu_runtime::tokenizer::{BpeMerge, NO_TOKEN};
@@ -29,6 +30,82 @@ pub(super) fn text_ids(src: &TokenizerSource) -> HashMap<&str, u32> {
         by_text.insert(t.as_str(), i as u32);
     }
     by_text
+}
+
+/// Token texts llama.cpp recognises as end-of-turn, end-of-message and fill-in-the-middle
+/// markers and forces to control tokens; first list: end of turn, second: end of message.
+const EOT_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
+];
+const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
+const FIM_TEXTS: &[&[&str]] = &[
+    &[
+        "<|fim_prefix|>",
+        "<fim-prefix>",
+        "<fim_prefix>",
+        "<｜fim▁begin｜>",
+        "<PRE>",
+        "▁<PRE>",
+        "<|code_prefix|>",
+        "<|prefix|>",
+    ],
+    &[
+        "<|fim_suffix|>",
+        "<fim-suffix>",
+        "<fim_suffix>",
+        "<｜fim▁hole｜>",
+        "<SUF>",
+        "▁<SUF>",
+        "<|code_suffix|>",
+        "<|suffix|>",
+    ],
+    &[
+        "<|fim_middle|>",
+        "<fim-middle>",
+        "<fim_middle>",
+        "<｜fim▁end｜>",
+        "<MID>",
+        "▁<MID>",
+        "<|code_middle|>",
+        "<|middle|>",
+    ],
+    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+    &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+    &["<|file_sep|>"],
+];
+
+/// llama.cpp's fix-ups by token text: end-of-turn, end-of-message and fill-in-the-middle
+/// markers become control tokens; an unset `eot` / `eom` takes the first marker found in
+/// list order.
+pub(super) fn mark_markers(
+    attrs: &mut [u8],
+    by_text: &HashMap<&str, u32>,
+    eot: &mut Option<u32>,
+    eom: &mut Option<u32>,
+) {
+    let mut force_control = |texts: &[&str], slot: &mut Option<u32>| {
+        if slot.is_none() {
+            if let Some(&id) = texts.iter().find_map(|t| by_text.get(t)) {
+                *slot = Some(id);
+                attrs[id as usize] |= attr::CONTROL;
+            }
+        }
+    };
+    force_control(EOT_TEXTS, eot);
+    force_control(EOM_TEXTS, eom);
+    for texts in FIM_TEXTS {
+        force_control(texts, &mut None);
+    }
 }
 
 /// Specials: control, user-defined and unknown tokens, longest first; marks the Phi-3 ones

@@ -16,11 +16,12 @@
 use arbitrary::{Result, Unstructured};
 use npu_build::config::model_config;
 use npu_build::gguf::{GgmlType, Gguf, GgufWriter};
+use npu_build::model::OwnedModel;
 use npu_build::pack::{pack, PackOptions};
 use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::backend::CpuReference;
-use npu_runtime::format::{PackedModel, Scheme};
-use npu_runtime::model::{arena_bytes, Model, Session};
+use npu_runtime::format::Scheme;
+use npu_runtime::model::{arena_bytes, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::target::Target;
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer};
@@ -364,20 +365,10 @@ pub fn exercise(bytes: &[u8], u: &mut Unstructured<'_>) -> Result<Reached> {
     let Ok(tok) = tok else { return Ok(Reached::NoConfig) };
     let ctx = g.hparams().map(|h| h.context_length.min(32)).unwrap_or(16);
     let Ok(config) = model_config(&g, &tok, Some(ctx)) else { return Ok(Reached::NoConfig) };
-    let descs = packed.descs();
-    let tables = tok.tables();
-    let model = Model {
-        config,
-        weights: PackedModel {
-            target: packed.target.id,
-            scheme: packed.scheme,
-            tensors: &descs,
-            blob: &packed.blob,
-        },
-        tokenizer: &tables,
-    };
+    let owned = OwnedModel::new(config, packed, tok);
+    let view = owned.view();
     let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let mut s = Session::new(model, CpuReference, &mut arena)
+    let mut s = Session::new(view.model(), CpuReference, &mut arena)
         .unwrap_or_else(|e| panic!("the packer accepted a model the runtime refuses: {e}"));
     drive(&mut s, u)?;
     Ok(Reached::Ran)

@@ -1,8 +1,9 @@
 //! Tokenizers over static tables: GPT-2 byte-level BPE (with the pre-tokenizers of common
 //! models) and SentencePiece BPE, giving the token ids llama.cpp gives.
 //!
-//! The tables ([`TokenizerTables`]) are plain borrowed slices: `npu-build` emits them as Rust
-//! consts at build time, or builds them at run time from a GGUF. Nothing here allocates:
+//! The tables ([`TokenizerTables`]) are plain borrowed slices: `npu-build` writes them at build
+//! time as one byte file the generated code includes and borrows in place (integers in the
+//! target's byte order), or builds them at run time from a GGUF. Nothing here allocates:
 //! encoding writes ids into a caller's slice (or calls a sink) and works in caller-provided
 //! scratch, string → id lookups are binary searches over a sorted id list, merge lookups are
 //! binary searches over a sorted pair list. Every failure is a [`TokenizerError`].
@@ -65,7 +66,10 @@ pub mod attr {
 }
 
 /// One BPE merge rule: the pair (left, right) becomes `merged`, in order of `rank`.
+/// `repr(C)`: four `u32` in field order (16 bytes), so generated code can borrow a table of
+/// them straight from included bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct BpeMerge {
     /// Left token id.
     pub left: u32,

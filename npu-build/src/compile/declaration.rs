@@ -1,16 +1,16 @@
-//! One declaration, in five steps: resolve the file → take the packed model from the cache or
-//! pack it → check it against the declaration and target → embed the blob → write the code.
+//! One declaration, in six steps: resolve the file → take the packed model from the cache or
+//! pack it → check it against the declaration and target → embed the blob → place the
+//! tokenizer tables' bytes → write the code.
 
 use super::{Built, Ctx};
 use crate::cache::{self, Entry, Key, BLOB_FILE};
 use crate::codegen::{self, Assembly, BlobRef};
-use crate::config::model_config;
 use crate::declare::{self, Declaration, Embed, Site};
 use crate::embed::{self, ObjTarget};
 use crate::gguf::Gguf;
+use crate::model::{LoadError, OwnedModel};
 use crate::pack::{self, PackOptions};
 use crate::protocol;
-use crate::tokenizer::OwnedTokenizerTables;
 use npu_runtime::model::{arena_bytes, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,7 +24,8 @@ pub(super) fn build(ctx: &Ctx, d: &Declaration) -> Result<Built, Fail> {
     let (key, dir, entry, cache_hit) = cache_or_pack(ctx, d, &file)?;
     let (config, embed) = check(d, &entry, &target)?;
     let (blob, link_lib) = embed_blob(ctx, d, &dir, &entry, embed, &target)?;
-    write(ctx, d, &dir, &entry, config, blob)?;
+    let tokenizer_file = place_tokenizer(ctx, d, &dir, &target)?;
+    write(ctx, d, &dir, &entry, config, blob, tokenizer_file)?;
     Ok(Built { embed, cache_hit, key, link_lib })
 }
 
@@ -112,27 +113,35 @@ fn pack_into_cache(
     let t0 = Instant::now();
     let g =
         Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
-    let tok =
-        OwnedTokenizerTables::from_gguf(&g).map_err(|e| (Site::Path, format!("tokenizer: {e}")))?;
-    let config = model_config(&g, &tok, None).map_err(|e| (Site::Path, e))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
-    let packed = pack::pack(&g, &opts).map_err(|e| {
-        let site = match e {
-            pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. }) => Site::Quant,
-            _ => Site::Path,
-        };
-        (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
-    })?;
+    let OwnedModel { config, packed, tokenizer } =
+        OwnedModel::from_gguf(&g, &opts, None).map_err(|e| match e {
+            LoadError::Pack(e) => {
+                let site = match e {
+                    pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. }) => {
+                        Site::Quant
+                    }
+                    _ => Site::Path,
+                };
+                (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
+            }
+            e => (Site::Path, e.to_string()),
+        })?;
+    let tok_bytes = [true, false].map(|le| tokenizer.to_bytes(le));
     let entry = Entry {
         blob_len: packed.blob.len() as u64,
         blob_sha256: cache::sha256(&packed.blob),
+        tokenizer_len: tok_bytes[0].len() as u64,
         config,
     };
-    let part = codegen::model_part(&packed, &tok.to_rust_source("NPU_TOK"));
+    let part = codegen::model_part(&packed, &tokenizer.to_rust_source("NPU_TOK"));
     let dir = ctx
         .cache
         .put(key, |dir| {
             std::fs::write(dir.join(BLOB_FILE), &packed.blob)?;
+            for (le, bytes) in [true, false].into_iter().zip(&tok_bytes) {
+                std::fs::write(dir.join(cache::tokenizer_file(le)), bytes)?;
+            }
             std::fs::write(dir.join("model.rs"), &part)?;
             std::fs::write(dir.join("report.json"), packed.report.to_json())?;
             std::fs::write(dir.join("tensors.json"), packed.tensors_json())?;
@@ -252,6 +261,23 @@ fn embed_blob(
     Ok(out)
 }
 
+/// Copies the tokenizer tables' bytes in the compilation target's byte order to
+/// `OUT_DIR/npu-model/<Name>.tok`, which the generated code includes; returns that file name.
+fn place_tokenizer(
+    ctx: &Ctx,
+    d: &Declaration,
+    dir: &Path,
+    target: &ObjTarget,
+) -> Result<String, Fail> {
+    let src = dir.join(cache::tokenizer_file(target.little_endian));
+    let bytes = std::fs::read(&src)
+        .map_err(|e| (Site::Attr, format!("reading cache entry {}: {e}", src.display())))?;
+    let file = format!("{}.tok", d.name);
+    cache::write_if_changed(&ctx.gen_dir.join(&file), &bytes)
+        .map_err(|e| (Site::Attr, format!("writing {}: {e}", ctx.gen_dir.display())))?;
+    Ok(file)
+}
+
 /// Writes `OUT_DIR/npu-model/<Name>.rs` (and a copy of the packing report beside it).
 fn write(
     ctx: &Ctx,
@@ -260,6 +286,7 @@ fn write(
     entry: &Entry,
     config: ModelConfig,
     blob: BlobRef,
+    tokenizer_file: String,
 ) -> Result<(), Fail> {
     let gen = &ctx.gen_dir;
     let io = |e: std::io::Error| (Site::Attr, format!("writing {}: {e}", gen.display()));
@@ -274,6 +301,7 @@ fn write(
         blob_len: entry.blob_len,
         blob_sha256: entry.blob_sha256,
         blob,
+        tokenizer_file,
     };
     let code = codegen::assemble(&assembly, &model_part);
     cache::write_if_changed(&gen.join(protocol::code_file(&d.name)), code.as_bytes())

@@ -13,8 +13,9 @@ use npu_build::pack::PackOptions;
 use npu_build::quant::{parse_scheme, parse_target};
 use npu_runtime::generate::{chatml, Message};
 use npu_runtime::generate::{generate, StopReason};
-use npu_runtime::model::{arena_bytes, Session};
+use npu_runtime::model::{arena_bytes, ModelConfig, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
+use npu_runtime::select::Selected;
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, Utf8Stream};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -184,29 +185,73 @@ pub fn run(args: RunArgs) -> CmdResult {
     if args.prompt.is_none() && args.prompt_ids.is_none() {
         return Err("give --prompt or --prompt-ids".into());
     }
-    let sc = if args.greedy {
-        SamplerConfig::GREEDY
-    } else {
-        SamplerConfig {
-            temperature: args.temp,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            min_p: args.min_p,
-            repeat_penalty: args.repeat_penalty,
-            seed: args.seed,
-            ..SamplerConfig::DEFAULT
-        }
-    };
+    let sc = sampler_config(&args);
     // Settings are checked before the model is packed: a typo fails at once.
     sc.check()?;
     let owned = load(&args.model, args.ctx)?;
     let (view, config) = (owned.view(), owned.config);
     let m = view.model();
     let tok = m.tokenizer()?;
+    let prompt = prompt_ids(&args, &tok, &config)?;
+    let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
+    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
+    let mut session = Session::new(m, backend, &mut arena)?;
+    let mut sampler = Sampler::new(sc);
+    if args.print_ids {
+        writeln!(std::io::stdout().lock(), "{}", join_ids(&prompt))?;
+    }
+    let t0 = Instant::now();
+    let Streamed { ids: out, stop, first: t_first } =
+        stream(&mut session, &mut sampler, &tok, &prompt, args.max_tokens, args.print_ids)?;
+    let total = t0.elapsed().as_secs_f64();
+    let prefill = t_first.map_or(total, |t| (t - t0).as_secs_f64());
+    let gen_n = out.len().saturating_sub(1).max(1);
+    eprintln!(
+        "npu: {}: prompt {} tokens in {:.2} s ({:.1} tok/s); generated {} in {:.2} s ({:.2} tok/s); stop: {}",
+        session.backend().describe(),
+        prompt.len(),
+        prefill,
+        prompt.len() as f64 / prefill.max(1e-9),
+        out.len(),
+        total - prefill,
+        gen_n as f64 / (total - prefill).max(1e-9),
+        match stop {
+            StopReason::EndToken(t) => format!("end token {t}"),
+            StopReason::MaxTokens => "max tokens".into(),
+            StopReason::ContextFull => "context full".into(),
+            StopReason::Callback => "callback".into(),
+        }
+    );
+    Ok(())
+}
+
+/// The sampler the flags ask for (`--greedy` overrides the rest).
+fn sampler_config(args: &RunArgs) -> SamplerConfig {
+    if args.greedy {
+        return SamplerConfig::GREEDY;
+    }
+    SamplerConfig {
+        temperature: args.temp,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        seed: args.seed,
+        ..SamplerConfig::DEFAULT
+    }
+}
+
+/// The prompt's ids (given, or the text tokenized, as a chat turn with `--chat`), checked
+/// against the vocabulary and the context.
+fn prompt_ids(
+    args: &RunArgs,
+    tok: &Tokenizer<'_>,
+    config: &ModelConfig,
+) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
         (None, Some(p)) => {
-            tokenize_prompt(&tok, &prompt_text(p, args.chat, args.system.as_deref())?)?
+            tokenize_prompt(tok, &prompt_text(p, args.chat, args.system.as_deref())?)?
         }
         (None, None) => return Err("give --prompt or --prompt-ids".into()),
     };
@@ -225,14 +270,28 @@ pub fn run(args: RunArgs) -> CmdResult {
         )
         .into());
     }
-    let mut arena = vec![0u8; arena_bytes(&config, config.context_len)];
-    let backend = backend::select(args.model.backend, &m.weights, args.model.threads)?;
-    let mut session = Session::new(m, backend, &mut arena)?;
-    let mut sampler = Sampler::new(sc);
+    Ok(prompt)
+}
+
+/// What [`stream`] generated.
+struct Streamed {
+    ids: Vec<u32>,
+    stop: StopReason,
+    /// When the first generated token came (the end of prefill).
+    first: Option<Instant>,
+}
+
+/// Generates after `prompt`, streaming text to stdout as it comes (or, with `ids`, the ids
+/// on one line at the end); the generated ids, why it stopped and when the first token came.
+fn stream(
+    session: &mut Session<'_, '_, Selected>,
+    sampler: &mut Sampler,
+    tok: &Tokenizer<'_>,
+    prompt: &[u32],
+    max_tokens: usize,
+    ids: bool,
+) -> Result<Streamed, Box<dyn std::error::Error>> {
     let stdout = std::io::stdout();
-    if args.print_ids {
-        writeln!(stdout.lock(), "{}", join_ids(&prompt))?;
-    }
     let mut out = Vec::new();
     let mut piece = vec![0u8; tok.max_token_len()];
     let mut text = Utf8Stream::new();
@@ -242,12 +301,11 @@ pub fn run(args: RunArgs) -> CmdResult {
         o.write_all(s.as_bytes())?;
         o.flush()
     };
-    let t0 = Instant::now();
     let mut t_first = None;
-    let res = generate(&mut session, &mut sampler, &prompt, args.max_tokens, |id| {
+    let res = generate(session, sampler, prompt, max_tokens, |id| {
         t_first.get_or_insert_with(Instant::now);
         out.push(id);
-        if args.print_ids {
+        if ids {
             return true;
         }
         // Generated text as llama.cpp's examples show it: control tokens are not rendered.
@@ -255,44 +313,19 @@ pub fn run(args: RunArgs) -> CmdResult {
             .piece(id, false, false, &mut piece)
             .map_err(Into::into)
             .and_then(|n| text.push(&piece[..n], &mut emit).map_err(Into::into));
-        match r {
-            Ok(()) => true,
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-        }
+        r.map_err(|e| failure = Some(e)).is_ok()
     });
     let res = res.map_err(|e| session.backend().failure().unwrap_or_else(|| e.to_string()))?;
     if let Some(e) = failure {
         return Err(e);
     }
-    let backend_name = session.backend().describe();
-    if args.print_ids {
+    if ids {
         writeln!(stdout.lock(), "{}", join_ids(&out))?;
     } else {
         text.finish(&mut emit)?;
         emit("\n")?;
     }
-    let total = t0.elapsed().as_secs_f64();
-    let prefill = t_first.map_or(total, |t| (t - t0).as_secs_f64());
-    let gen_n = out.len().saturating_sub(1).max(1);
-    eprintln!(
-        "npu: {backend_name}: prompt {} tokens in {:.2} s ({:.1} tok/s); generated {} in {:.2} s ({:.2} tok/s); stop: {}",
-        prompt.len(),
-        prefill,
-        prompt.len() as f64 / prefill.max(1e-9),
-        out.len(),
-        total - prefill,
-        gen_n as f64 / (total - prefill).max(1e-9),
-        match res.stop {
-            StopReason::EndToken(t) => format!("end token {t}"),
-            StopReason::MaxTokens => "max tokens".into(),
-            StopReason::ContextFull => "context full".into(),
-            StopReason::Callback => "callback".into(),
-        }
-    );
-    Ok(())
+    Ok(Streamed { ids: out, stop: res.stop, first: t_first })
 }
 
 /// Reads ids: a JSON array or separated integers.

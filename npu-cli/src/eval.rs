@@ -23,6 +23,7 @@ use npu_build::quant::{parse_scheme, parse_target};
 use npu_build::tokenizer::OwnedTokenizerTables;
 use npu_runtime::cpu::CpuFast;
 use npu_runtime::model::{arena_bytes, Session, MAX_BATCH};
+use npu_runtime::select::Selected;
 use npu_runtime::tokenizer::{EncodeOptions, Tokenizer};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -122,22 +123,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
         .max(1);
     let text = std::fs::read(&a.text).map_err(|e| format!("{}: {e}", a.text.display()))?;
     let g = Gguf::open(&a.file)?;
-    let owned_tok = OwnedTokenizerTables::from_gguf(&g)?;
-    let tables = owned_tok.tables();
-    let tok = Tokenizer::new(tables)?;
     let t0 = Instant::now();
-    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
-    let mut ids = Vec::new();
-    tok.encode_with(
-        &text,
-        EncodeOptions { add_special: true, parse_special: false },
-        &mut scratch,
-        &mut |id| {
-            ids.push(id);
-            Ok(())
-        },
-    )?;
-    drop(scratch);
+    let (ids, bos) = tokenize_text(&g, &text)?;
     let available = ids.len() / ctx;
     let n_chunks = a.chunks.map_or(available, |c| c.min(available));
     if n_chunks == 0 {
@@ -152,7 +139,6 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let quant = load(&g, &a.target, &a.quant, a.ctx, threads)?;
     let (base_view, quant_view) = (base.view(), quant.view());
     let (mb, mq) = (base_view.model(), quant_view.model());
-    let vocab = base.config.vocab as usize;
     let mut arena_b = vec![0u8; arena_bytes(&base.config, a.ctx)];
     let mut arena_q = vec![0u8; arena_bytes(&quant.config, a.ctx)];
     // The fast CPU backend: bit-identical to the reference executors, so the figures are the
@@ -168,13 +154,46 @@ pub fn run(a: EvalArgs) -> CmdResult {
         a.base_target,
         t0.elapsed().as_secs_f64()
     );
+    let mut scorer = Scorer::new(ctx, base.config.vocab as usize);
+    let bar = progress(n_chunks)?;
+    let t1 = Instant::now();
+    for c in 0..n_chunks {
+        let mut toks = ids[c * ctx..(c + 1) * ctx].to_vec();
+        if let Some(b) = bos {
+            toks[0] = b;
+        }
+        scorer.chunk(&mut sb, &mut sq, &toks)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    print_results(&a, &scorer.sums, n_chunks, t1.elapsed().as_secs_f64());
+    Ok(())
+}
 
-    let first = ctx / 2;
-    let scored = ctx - 1 - first;
-    let mut base_lp = vec![0f64; scored * vocab];
-    let mut q_lp = vec![0f64; vocab];
-    let mut rows = vec![0f32; MAX_BATCH * vocab];
-    let mut sums = Sums::default();
+/// The whole text's ids, and the BOS id that starts every chunk when the vocabulary asks for
+/// one.
+fn tokenize_text(
+    g: &Gguf<'_>,
+    text: &[u8],
+) -> Result<(Vec<u32>, Option<u32>), Box<dyn std::error::Error>> {
+    let owned_tok = OwnedTokenizerTables::from_gguf(g)?;
+    let tables = owned_tok.tables();
+    let tok = Tokenizer::new(tables)?;
+    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
+    let mut ids = Vec::new();
+    tok.encode_with(
+        text,
+        EncodeOptions { add_special: true, parse_special: false },
+        &mut scratch,
+        &mut |id| {
+            ids.push(id);
+            Ok(())
+        },
+    )?;
+    Ok((ids, if tables.add_bos { tables.bos } else { None }))
+}
+
+fn progress(n_chunks: usize) -> Result<indicatif::ProgressBar, String> {
     let bar = indicatif::ProgressBar::new(n_chunks as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -184,27 +203,57 @@ pub fn run(a: EvalArgs) -> CmdResult {
         .progress_chars("=> "),
     );
     bar.set_message("npu eval");
-    let t1 = Instant::now();
-    for c in 0..n_chunks {
-        let mut toks = ids[c * ctx..(c + 1) * ctx].to_vec();
-        if tables.add_bos {
-            if let Some(b) = tables.bos {
-                toks[0] = b;
-            }
+    Ok(bar)
+}
+
+/// Scores the second half of each chunk: the base model's log-probabilities, then the
+/// quantized model's against them.
+struct Scorer {
+    ctx: usize,
+    vocab: usize,
+    /// First scored position.
+    first: usize,
+    base_lp: Vec<f64>,
+    q_lp: Vec<f64>,
+    rows: Vec<f32>,
+    sums: Sums,
+}
+
+impl Scorer {
+    fn new(ctx: usize, vocab: usize) -> Scorer {
+        let first = ctx / 2;
+        Scorer {
+            ctx,
+            vocab,
+            first,
+            base_lp: vec![0f64; (ctx - 1 - first) * vocab],
+            q_lp: vec![0f64; vocab],
+            rows: vec![0f32; MAX_BATCH * vocab],
+            sums: Sums::default(),
         }
+    }
+
+    fn chunk<'s>(
+        &mut self,
+        sb: &mut Session<'_, 's, CpuFast>,
+        sq: &mut Session<'_, 's, Selected>,
+        toks: &[u32],
+    ) -> CmdResult {
+        let Scorer { ctx, vocab, first, base_lp, q_lp, rows, sums } = self;
+        let (ctx, vocab, first) = (*ctx, *vocab, *first);
         sb.reset();
-        sb.eval_all_batched(&toks, &mut rows, |i, l| {
+        sb.eval_all_batched(toks, rows, |i, l| {
             if i >= first && i < ctx - 1 {
                 log_softmax(l, &mut base_lp[(i - first) * vocab..(i - first + 1) * vocab]);
             }
         })?;
         sq.reset();
-        sq.eval_all_batched(&toks, &mut rows, |i, l| {
+        sq.eval_all_batched(toks, rows, |i, l| {
             if i < first || i >= ctx - 1 {
                 return;
             }
             let bl = &base_lp[(i - first) * vocab..(i - first + 1) * vocab];
-            log_softmax(l, &mut q_lp);
+            log_softmax(l, q_lp);
             let next = toks[i + 1] as usize;
             let mut kl = 0f64;
             for (&b, &q) in bl.iter().zip(q_lp.iter()) {
@@ -215,13 +264,16 @@ pub fn run(a: EvalArgs) -> CmdResult {
             sums.nll_base -= bl[next];
             sums.kl += kl;
             sums.kl_max = sums.kl_max.max(kl);
-            sums.same_top1 += u64::from(argmax(bl) == argmax(&q_lp));
+            sums.same_top1 += u64::from(argmax(bl) == argmax(q_lp));
         })
         .map_err(|e| sq.backend().failure().unwrap_or_else(|| e.to_string()))?;
-        bar.inc(1);
+        Ok(())
     }
-    bar.finish_and_clear();
-    let secs = t1.elapsed().as_secs_f64();
+}
+
+/// The figures, as a table or one JSON object.
+fn print_results(a: &EvalArgs, sums: &Sums, n_chunks: usize, secs: f64) {
+    let ctx = a.ctx as usize;
     let n = sums.n.max(1) as f64;
     let ppl_q = libm::exp(sums.nll_q / n);
     let ppl_base = libm::exp(sums.nll_base / n);
@@ -256,5 +308,4 @@ pub fn run(a: EvalArgs) -> CmdResult {
             (n_chunks * ctx) as f64 / secs * 2.0
         );
     }
-    Ok(())
 }

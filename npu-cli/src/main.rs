@@ -4,6 +4,7 @@
 //! module, a variant of [`Command`] and a match arm in [`main`].
 
 mod backend;
+mod bench;
 mod dequant;
 mod doctor;
 mod eval;
@@ -21,7 +22,7 @@ type CmdResult = Result<(), Box<dyn std::error::Error>>;
 #[command(
     name = "npu",
     version,
-    about = "Inspect, dequantize, pack, run and evaluate GGUF models with npu-model's packer and runtime"
+    about = "Inspect, dequantize, pack, run, evaluate and benchmark GGUF models with npu-model's packer and runtime"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,9 @@ enum Command {
     /// Check a board for the NPU path (device, driver, librknnrt, governors, big cores,
     /// ulimit -n) and print the fix for each miss.
     Doctor(doctor::Args),
+    /// Tokens/s of prompt processing (ppN, one batch from an empty cache) and text generation
+    /// (tgN, one token per step) as llama-bench measures them, on a model packed in memory.
+    Bench(bench::Args),
     /// Perplexity, KL divergence and top-1 agreement of a scheme against the fp16 path.
     Eval(eval::EvalArgs),
 }
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Logits(args) => run::logits(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     match result {

@@ -21,25 +21,25 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Options shared by `run` and `logits`: which model, packed how.
+/// Options shared by `run`, `logits` and `bench`: which model, packed how.
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// The GGUF file.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Target chip profile: rk3588, rk3576, rk3566, rk3568 or cpu.
     #[arg(long, default_value = "cpu")]
-    target: String,
+    pub(crate) target: String,
     /// Quantization scheme: fp16, int8, int8_hadamard, int4 or int4_hadamard.
     #[arg(long, default_value = "fp16")]
-    quant: String,
+    pub(crate) quant: String,
     /// Threads for packing and for the matmuls (default: available parallelism); neither the
     /// blob nor any result depends on it.
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Backend of the matmuls: cpu, rknpu (librknnrt from NPU_RKNN_LIB or the loader path;
     /// needs an RKNPU --target) or auto (rknpu when usable, else cpu).
     #[arg(long, value_enum, default_value = "cpu")]
-    backend: BackendChoice,
+    pub(crate) backend: BackendChoice,
 }
 
 /// Arguments of `npu run`.
@@ -114,7 +114,10 @@ pub struct LogitsArgs {
 }
 
 /// Opens and packs a model in memory, with its config and tokenizer tables.
-fn load(a: &ModelArgs, ctx: Option<u32>) -> Result<OwnedModel, Box<dyn std::error::Error>> {
+pub(crate) fn load(
+    a: &ModelArgs,
+    ctx: Option<u32>,
+) -> Result<OwnedModel, Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
     let scheme = parse_scheme(&a.quant)?;
     let threads = a

@@ -25,7 +25,7 @@ use std::time::Instant;
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Prompt-processing test: tokens per batch (0 skips the test).
+    /// Prompt-processing test: tokens evaluated as one batched sequence (0 skips the test).
     #[arg(long, default_value_t = 512)]
     pp: u32,
     /// Text-generation test: tokens decoded one by one (0 skips the test).

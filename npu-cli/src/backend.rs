@@ -41,8 +41,7 @@ pub fn cpu(threads: Option<usize>) -> Selection {
     if std::env::var_os("NPU_REFERENCE_BACKEND").is_some_and(|v| v == "1") {
         return Selection { backend: Selected::Reference(CpuReference), fallback: None };
     }
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = crate::threads(threads);
     let fast = match std::env::var("NPU_ISA").ok().as_deref() {
         None | Some("") => return select::cpu(None, threads),
         Some(name) => match Isa::ALL.into_iter().find(|i| i.name() == name) {

@@ -81,7 +81,7 @@ pub fn run(args: Args) -> CmdResult {
     let setup = Setup {
         blob_bytes: owned.packed.blob.len(),
         backend: session.backend().describe(),
-        threads: threads(args.model.threads),
+        threads: crate::threads(args.model.threads),
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -131,11 +131,6 @@ fn check(args: &Args) -> Result<u32, Box<dyn std::error::Error>> {
         .into());
     }
     Ok(ctx as u32)
-}
-
-/// Threads the matmuls get (as [`backend::cpu`] chooses them).
-fn threads(flag: Option<usize>) -> usize {
-    flag.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// `n` token ids from a fixed-seed xorshift sequence over `0..vocab`; an id that ends

@@ -344,7 +344,7 @@ fn model_buffers(
     let t = npu_build::quant::parse_target(target)?;
     let s = npu_build::quant::parse_scheme(quant)?;
     let g = npu_build::gguf::Gguf::open(path)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::threads(None);
     let p = pack(&g, &PackOptions { target: t, scheme: s, threads })?;
     let descs = p.descs();
     // The memory plan: bytes per (domain, core); A buffers are shared by the cores.

@@ -117,10 +117,7 @@ pub fn run(a: EvalArgs) -> CmdResult {
     if ctx < 4 {
         return Err("--ctx must be at least 4".into());
     }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = crate::threads(a.threads);
     let text = std::fs::read(&a.text).map_err(|e| format!("{}: {e}", a.text.display()))?;
     let g = Gguf::open(&a.file)?;
     let t0 = Instant::now();

@@ -18,6 +18,11 @@ use std::process::ExitCode;
 /// Result of a subcommand: any error is printed as `npu: <message>`.
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Threads a command uses: `--threads` if given, else one per core; at least 1.
+fn threads(flag: Option<usize>) -> usize {
+    flag.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+}
+
 #[derive(Parser)]
 #[command(
     name = "npu",

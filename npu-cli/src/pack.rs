@@ -30,10 +30,7 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let target = parse_target(&args.target)?;
     let scheme = parse_scheme(&args.quant)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = crate::threads(args.threads);
     let g = Gguf::open(&args.file)?;
     let packed = pack(&g, &PackOptions { target, scheme, threads })?;
     packed

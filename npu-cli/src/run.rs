@@ -120,10 +120,7 @@ pub(crate) fn load(
 ) -> Result<OwnedModel, Box<dyn std::error::Error>> {
     let target = parse_target(&a.target)?;
     let scheme = parse_scheme(&a.quant)?;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = crate::threads(a.threads);
     let t0 = Instant::now();
     let g = Gguf::open(&a.file)?;
     // Without --ctx: the trained context, capped so the KV cache stays small by default.

@@ -89,6 +89,17 @@ impl OwnedModel {
         context: Option<u32>,
     ) -> Result<OwnedModel, LoadError> {
         let tokenizer = OwnedTokenizerTables::from_gguf(g).map_err(LoadError::Tokenizer)?;
+        OwnedModel::with_tokenizer(g, opts, context, tokenizer)
+    }
+
+    /// As [`OwnedModel::from_gguf`] with tokenizer tables the caller already read from `g`
+    /// (so packing one file several ways reads its vocabulary once).
+    pub fn with_tokenizer(
+        g: &Gguf<'_>,
+        opts: &PackOptions,
+        context: Option<u32>,
+        tokenizer: OwnedTokenizerTables,
+    ) -> Result<OwnedModel, LoadError> {
         let config = model_config(g, &tokenizer, context).map_err(LoadError::Config)?;
         let packed = pack::pack(g, opts).map_err(LoadError::Pack)?;
         Ok(OwnedModel { config, packed, tokenizer })

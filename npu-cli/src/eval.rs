@@ -66,6 +66,7 @@ pub struct EvalArgs {
 
 fn load(
     g: &Gguf,
+    tok: &OwnedTokenizerTables,
     target: &str,
     quant: &str,
     ctx: u32,
@@ -73,7 +74,8 @@ fn load(
 ) -> Result<OwnedModel, Box<dyn std::error::Error>> {
     let target = parse_target(target)?;
     let scheme = parse_scheme(quant)?;
-    Ok(OwnedModel::from_gguf(g, &PackOptions { target, scheme, threads }, Some(ctx))?)
+    let opts = PackOptions { target, scheme, threads };
+    Ok(OwnedModel::with_tokenizer(g, &opts, Some(ctx), tok.clone())?)
 }
 
 /// Running sums over scored positions.
@@ -121,7 +123,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let text = std::fs::read(&a.text).map_err(|e| format!("{}: {e}", a.text.display()))?;
     let g = Gguf::open(&a.file)?;
     let t0 = Instant::now();
-    let (ids, bos) = tokenize_text(&g, &text)?;
+    let tok = OwnedTokenizerTables::from_gguf(&g)?;
+    let (ids, bos) = tokenize_text(&tok, &text)?;
     let available = ids.len() / ctx;
     let n_chunks = a.chunks.map_or(available, |c| c.min(available));
     if n_chunks == 0 {
@@ -132,8 +135,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
         )
         .into());
     }
-    let base = load(&g, &a.base_target, "fp16", a.ctx, threads)?;
-    let quant = load(&g, &a.target, &a.quant, a.ctx, threads)?;
+    let base = load(&g, &tok, &a.base_target, "fp16", a.ctx, threads)?;
+    let quant = load(&g, &tok, &a.target, &a.quant, a.ctx, threads)?;
     let (base_view, quant_view) = (base.view(), quant.view());
     let (mb, mq) = (base_view.model(), quant_view.model());
     let mut arena_b = vec![0u8; arena_bytes(&base.config, a.ctx)];
@@ -170,11 +173,10 @@ pub fn run(a: EvalArgs) -> CmdResult {
 /// The whole text's ids, and the BOS id that starts every chunk when the vocabulary asks for
 /// one.
 fn tokenize_text(
-    g: &Gguf<'_>,
+    tok: &OwnedTokenizerTables,
     text: &[u8],
 ) -> Result<(Vec<u32>, Option<u32>), Box<dyn std::error::Error>> {
-    let owned_tok = OwnedTokenizerTables::from_gguf(g)?;
-    let tables = owned_tok.tables();
+    let tables = tok.tables();
     let tok = Tokenizer::new(tables)?;
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
     let mut ids = Vec::new();

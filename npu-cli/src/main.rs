@@ -1,4 +1,4 @@
-//! `npu`: inspect, dequantize (and later pack and run) GGUF models from the command line.
+//! `npu`: inspect, dequantize, pack, run, evaluate and benchmark GGUF models from the command line.
 //!
 //! One module per subcommand, each with an `Args` (clap) and a `run`. Adding a subcommand is a
 //! module, a variant of [`Command`] and a match arm in [`main`].

@@ -1,7 +1,8 @@
 """Side-by-side measurements of npu-model and llama.cpp (run by scripts/bench.sh, which builds
 everything first; run with the llama venv's python, which has gguf-py).
 
-Per model (SmolLM2-135M, Qwen2.5-Coder-0.5B; both from their F16 GGUF copies):
+Per model (SmolLM2-135M, Qwen2.5-Coder-0.5B, Gemma 3 270M (--models gemma3); each from its F16
+GGUF copy):
 - speed: prefill tokens/s (pp, a PP-token prompt from an empty cache) and decode tokens/s (tg,
   TG tokens one at a time from an empty cache) at each thread count, medians over REPS runs.
   Ours: bench/ binaries (model embedded via #[npu_model], CpuFast backend), per scheme on the
@@ -36,6 +37,7 @@ from pathlib import Path
 MODELS = {
     "smollm2": ("SmolLM2-135M-Instruct", "smollm2-135m-instruct"),
     "qwen25": ("Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b-instruct"),
+    "gemma3": ("Gemma-3-270M", "gemma-3-270m"),
 }
 SCHEMES = ["fp16", "int8", "int8_hadamard", "int4", "int4_hadamard"]
 TARGETS = ["cpu", "rk3588"]

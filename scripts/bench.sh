@@ -7,6 +7,7 @@
 #   scripts/bench.sh                       # the README's Performance section
 #   scripts/bench.sh --models smollm2 --targets cpu --reps 1     # a quicker subset
 #   scripts/bench.sh --eval-chunks 4       # also the quality tables
+#   scripts/bench.sh --models gemma3 --eval-only --eval-chunks 20   # Gemma 3 270M quality only
 #
 # Flags go to bench/driver.py (--models, --targets, --threads, --pp, --tg, --reps,
 # --startup-reps, --eval-chunks). It builds, once each and cached: the llama venv and llama.cpp's
@@ -19,8 +20,8 @@ source scripts/env.sh
 [ -x /usr/bin/time ] || apt-get install -y -q time >/dev/null   # peak RSS of each startup run
 npu_venv
 npu_llama_venv
-scripts/fetch-models.sh all >/dev/null
-for m in smollm2-135m-instruct-q4_1 qwen2.5-coder-0.5b-instruct-q4_k_m; do
+scripts/fetch-models.sh all gemma3 >/dev/null
+for m in smollm2-135m-instruct-q4_1 qwen2.5-coder-0.5b-instruct-q4_k_m gemma-3-270m-q4_k_m; do
   f16="$NPU_CACHE/${m%-q4_*}-f16.gguf"
   [ -f "$f16" ] || "$NPU_PYTHON" tests/llamacpp/make_f16.py "$NPU_CACHE/$m.gguf" "$f16"
 done

@@ -157,11 +157,14 @@ fn pack_into_cache(
         packed = Some(Ok((table.report.summary_line(), entry)));
         Ok(())
     });
+    let root = ctx.cache.root().display();
     let ((summary, entry), dir) = match (packed, stored) {
+        (Some(Err(pack::PackError::Io(m))), _) => {
+            return Err((Site::Attr, format!("writing the cache entry in {root}: {m}")));
+        }
         (Some(Err(e)), _) => return Err(load_failure(d, LoadError::Pack(e))),
         (Some(Ok(done)), Ok(dir)) => (done, dir),
         (_, Err(e)) => {
-            let root = ctx.cache.root().display();
             return Err((Site::Attr, format!("writing the cache entry in {root}: {e}")));
         }
         (None, Ok(_)) => unreachable!("a stored entry was filled"),

@@ -1,10 +1,11 @@
 //! `npu pack FILE --target T --quant Q -o DIR [--threads N]`: quantize and pack a GGUF for a
 //! target; writes `DIR/model.blob`, `DIR/tensors.json` (descriptor table) and
-//! `DIR/report.json` (per-tensor quality), and prints the report's one-line summary.
+//! `DIR/report.json` (per-tensor quality), and prints the report's one-line summary. The blob
+//! is streamed to its file tensor by tensor, never held in memory whole.
 
 use crate::CmdResult;
 use npu_build::gguf::Gguf;
-use npu_build::pack::{pack, PackOptions};
+use npu_build::pack::{pack_to_dir, PackOptions};
 use npu_build::quant::{parse_scheme, parse_target};
 use std::path::PathBuf;
 
@@ -32,10 +33,7 @@ pub fn run(args: Args) -> CmdResult {
     let scheme = parse_scheme(&args.quant)?;
     let threads = crate::threads(args.threads);
     let g = Gguf::open(&args.file)?;
-    let packed = pack(&g, &PackOptions { target, scheme, threads })?;
-    packed
-        .write_dir(&args.output)
-        .map_err(|e| format!("{}: cannot write output: {e}", args.output.display()))?;
+    let packed = pack_to_dir(&g, &PackOptions { target, scheme, threads }, &args.output)?;
     println!("{}", packed.report.summary_line());
     Ok(())
 }

@@ -42,6 +42,7 @@ pub fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
 }
 
 /// SHA-256 of bytes.
+#[cfg(test)]
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -179,6 +180,42 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Copies file `src` to `dst` as [`write_if_changed`] writes bytes, both files read a chunk at
+/// a time (never whole). Returns whether it wrote.
+pub fn copy_if_changed(src: &Path, dst: &Path) -> io::Result<bool> {
+    if same_contents(src, dst)? {
+        return Ok(false);
+    }
+    write_atomic(dst, |f| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, f);
+        io::copy(&mut std::fs::File::open(src)?, &mut w)?;
+        w.flush()
+    })?;
+    Ok(true)
+}
+
+/// Whether `b` exists with exactly the bytes of `a`.
+fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
+    let len = std::fs::metadata(a)?.len();
+    if std::fs::metadata(b).map_or(true, |m| m.len() != len) {
+        return Ok(false);
+    }
+    let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return Ok(false);
+    };
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            // `a` ended: same if `b` did too.
+            return Ok(fb.read(&mut bb[..1])? == 0);
+        }
+        if fb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 /// Creates `path` through a temporary file in the same directory renamed into place, so
 /// readers see the old file or the whole new one. `fill` writes the file (buffer large writes
 /// yourself); it may seek, as the archive writer does to patch a header.
@@ -247,6 +284,17 @@ mod tests {
         assert!(write_if_changed(&f, b"x").unwrap());
         assert!(!write_if_changed(&f, b"x").unwrap());
         assert!(write_if_changed(&f, b"y").unwrap());
+        let (src, dst) = (root.join("src"), root.join("dst"));
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &big).unwrap();
+        assert!(copy_if_changed(&src, &dst).unwrap());
+        assert_eq!(std::fs::read(&dst).unwrap(), big);
+        assert!(!copy_if_changed(&src, &dst).unwrap(), "same bytes: not rewritten");
+        let mut edited = big.clone();
+        edited[2_500_000] ^= 1;
+        std::fs::write(&dst, &edited).unwrap();
+        assert!(copy_if_changed(&src, &dst).unwrap(), "one byte differs");
+        assert_eq!(std::fs::read(&dst).unwrap(), big);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

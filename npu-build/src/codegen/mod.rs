@@ -30,7 +30,7 @@
 //! `concat!(env!("OUT_DIR"), ..)`, floats are written as bit patterns.
 
 use crate::declare::Embed;
-use crate::pack::Packed;
+use crate::pack::PackedTable;
 use npu_runtime::format::{Layout, BLOB_ALIGN};
 use npu_runtime::model::ModelConfig;
 use npu_runtime::target::Target;
@@ -90,7 +90,7 @@ fn layout_literal(l: &Layout) -> String {
 /// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK` over the bytes of
 /// `NPU_TOK_STORE`, through the tokenizer's own emitter) and the `PackedModel` fields. Items
 /// are private to the block.
-pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
+pub fn model_part(packed: &PackedTable, tokenizer_source: &str) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
     let descs = packed.descs();

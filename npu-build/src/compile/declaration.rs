@@ -5,12 +5,14 @@
 use super::{Built, Ctx};
 use crate::cache::{self, Entry, Key, BLOB_FILE};
 use crate::codegen::{self, Assembly, BlobRef};
+use crate::config::model_config;
 use crate::declare::{self, Declaration, Embed, Site};
 use crate::embed::{self, ObjTarget};
 use crate::gguf::Gguf;
-use crate::model::{LoadError, OwnedModel};
+use crate::model::LoadError;
 use crate::pack::{self, PackOptions};
 use crate::protocol;
+use crate::tokenizer::OwnedTokenizerTables;
 use npu_runtime::model::{arena_bytes, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,8 +23,8 @@ type Fail = (Site, String);
 pub(super) fn build(ctx: &Ctx, d: &Declaration) -> Result<Built, Fail> {
     let file = resolve(ctx, d)?;
     let target = ctx.target.clone().map_err(|m| (Site::Attr, m))?;
-    let (key, dir, entry, cache_hit) = cache_or_pack(ctx, d, &file)?;
-    let (config, embed) = check(d, &entry, &target)?;
+    let (key, dir, entry, cache_hit) = cache_or_pack(ctx, d, &file, &target)?;
+    let (config, embed) = check(d, entry.config, entry.blob_len, &target)?;
     let (blob, link_lib) = embed_blob(ctx, d, &dir, &entry, embed, &target)?;
     let tokenizer_file = place_tokenizer(ctx, d, &dir, &target)?;
     write(ctx, d, &dir, &entry, config, blob, tokenizer_file)?;
@@ -65,6 +67,7 @@ fn cache_or_pack(
     ctx: &Ctx,
     d: &Declaration,
     file: &Path,
+    target: &ObjTarget,
 ) -> Result<(Key, PathBuf, Entry, bool), Fail> {
     let t0 = Instant::now();
     let digest = cache::hash_file(file)
@@ -89,7 +92,7 @@ fn cache_or_pack(
     let hit = found.is_some();
     let (dir, entry) = match found {
         Some(f) => f,
-        None => pack_into_cache(ctx, d, file, &key)?,
+        None => pack_into_cache(ctx, d, file, &key, target)?,
     };
     ctx.log(|| {
         format!(
@@ -103,64 +106,100 @@ fn cache_or_pack(
     Ok((key, dir, entry, hit))
 }
 
-/// Reads, packs and code-generates a model into a new cache entry.
+/// Reads, plans, checks, packs and code-generates a model into a new cache entry. The
+/// declaration is checked against the plan (the blob's length) before anything is packed;
+/// the blob is streamed into the entry's file tensor by tensor.
 fn pack_into_cache(
     ctx: &Ctx,
     d: &Declaration,
     file: &Path,
     key: &Key,
+    target: &ObjTarget,
 ) -> Result<(PathBuf, Entry), Fail> {
     let t0 = Instant::now();
     let g =
         Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
-    let OwnedModel { config, packed, tokenizer } =
-        OwnedModel::from_gguf(&g, &opts, None).map_err(|e| match e {
-            LoadError::Pack(e) => {
-                let site = match e {
-                    pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. }) => {
-                        Site::Quant
-                    }
-                    _ => Site::Path,
-                };
-                (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
-            }
-            e => (Site::Path, e.to_string()),
-        })?;
+    let tokenizer = OwnedTokenizerTables::from_gguf(&g)
+        .map_err(|e| load_failure(d, LoadError::Tokenizer(e)))?;
+    let config =
+        model_config(&g, &tokenizer, None).map_err(|e| load_failure(d, LoadError::Config(e)))?;
+    let plan = pack::plan(&g, &opts).map_err(|e| load_failure(d, LoadError::Pack(e)))?;
+    check(d, config, plan.blob_len, target)?;
     let tok_bytes = [true, false].map(|le| tokenizer.to_bytes(le));
-    let entry = Entry {
-        blob_len: packed.blob.len() as u64,
-        blob_sha256: cache::sha256(&packed.blob),
-        tokenizer_len: tok_bytes[0].len() as u64,
-        config,
-    };
-    let part = codegen::model_part(&packed, &tokenizer.to_rust_source("NPU_TOK"));
-    let dir = ctx
-        .cache
-        .put(key, |dir| {
-            std::fs::write(dir.join(BLOB_FILE), &packed.blob)?;
-            for (le, bytes) in [true, false].into_iter().zip(&tok_bytes) {
-                std::fs::write(dir.join(cache::tokenizer_file(le)), bytes)?;
+    let tok_source = tokenizer.to_rust_source("NPU_TOK");
+    drop(tokenizer);
+    let mut packed = None;
+    let stored = ctx.cache.put(key, |dir| {
+        let blob = std::fs::File::create(dir.join(BLOB_FILE))?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, blob);
+        let table = match pack::pack_planned(&g, &opts, plan, out) {
+            Ok((_, table)) => table,
+            Err(e) => {
+                let msg = e.to_string();
+                packed = Some(Err(e));
+                return Err(std::io::Error::other(msg));
             }
-            std::fs::write(dir.join("model.rs"), &part)?;
-            std::fs::write(dir.join("report.json"), packed.report.to_json())?;
-            std::fs::write(dir.join("tensors.json"), packed.tensors_json())?;
-            std::fs::write(dir.join(cache::ENTRY_FILE), entry.to_json())
-        })
-        .map_err(|e| {
-            (Site::Attr, format!("writing the cache entry in {}: {e}", ctx.cache.root().display()))
-        })?;
+        };
+        let entry = Entry {
+            blob_len: table.blob_len,
+            blob_sha256: table.blob_sha256,
+            tokenizer_len: tok_bytes[0].len() as u64,
+            config,
+        };
+        for (le, bytes) in [true, false].into_iter().zip(&tok_bytes) {
+            std::fs::write(dir.join(cache::tokenizer_file(le)), bytes)?;
+        }
+        std::fs::write(dir.join("model.rs"), codegen::model_part(&table, &tok_source))?;
+        std::fs::write(dir.join("report.json"), table.report.to_json())?;
+        std::fs::write(dir.join("tensors.json"), table.tensors_json())?;
+        std::fs::write(dir.join(cache::ENTRY_FILE), entry.to_json())?;
+        packed = Some(Ok((table.report.summary_line(), entry)));
+        Ok(())
+    });
+    let root = ctx.cache.root().display();
+    let ((summary, entry), dir) = match (packed, stored) {
+        (Some(Err(pack::PackError::Io(m))), _) => {
+            return Err((Site::Attr, format!("writing the cache entry in {root}: {m}")));
+        }
+        (Some(Err(e)), _) => return Err(load_failure(d, LoadError::Pack(e))),
+        (Some(Ok(done)), Ok(dir)) => (done, dir),
+        (_, Err(e)) => {
+            return Err((Site::Attr, format!("writing the cache entry in {root}: {e}")));
+        }
+        (None, Ok(_)) => unreachable!("a stored entry was filled"),
+    };
     ctx.log(|| {
         let secs = t0.elapsed().as_secs_f64();
-        format!("`{}`: packed in {secs:.2} s ({})", d.name, packed.report.summary_line())
+        format!("`{}`: packed in {secs:.2} s ({summary})", d.name)
     });
     Ok((dir, entry))
 }
 
+/// The message and site of a model that could not be read or packed.
+fn load_failure(d: &Declaration, e: LoadError) -> Fail {
+    match e {
+        LoadError::Pack(e) => {
+            let site = match e {
+                pack::PackError::Runtime(npu_runtime::Error::UnsupportedScheme { .. }) => {
+                    Site::Quant
+                }
+                _ => Site::Path,
+            };
+            (site, format!("packing for {} / {}: {e}", d.target.name, d.scheme.name()))
+        }
+        e => (Site::Path, e.to_string()),
+    }
+}
+
 /// The config at the declared context, and the embedding, once the model is known to fit the
 /// declaration and the target.
-fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelConfig, Embed), Fail> {
-    let mut config = entry.config;
+fn check(
+    d: &Declaration,
+    mut config: ModelConfig,
+    blob_len: u64,
+    target: &ObjTarget,
+) -> Result<(ModelConfig, Embed), Fail> {
     let trained = config.context_len;
     // Context: the declaration's, checked against the trained length; by default the smaller
     // of DEFAULT_CONTEXT and the trained length.
@@ -181,17 +220,17 @@ fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelCon
         return Err((Site::Path, msg));
     }
     let arena = arena_bytes(&config, context) as u64;
-    if entry.blob_len.saturating_add(arena) > d.target.iommu_window {
+    if blob_len.saturating_add(arena) > d.target.iommu_window {
         return Err((
             if d.context_given { Site::Context } else { Site::Quant },
             format!(
                 "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {} bytes target `{}` addresses in one IOMMU domain; lower `context` or choose a smaller quant",
-                entry.blob_len, d.target.iommu_window, d.target.name
+                blob_len, d.target.iommu_window, d.target.name
             ),
         ));
     }
     let site = if d.embed == Embed::Auto { Site::Attr } else { Site::Embed };
-    let embed = embed::check_limits(d.embed, entry.blob_len, target).map_err(|m| (site, m))?;
+    let embed = embed::check_limits(d.embed, blob_len, target).map_err(|m| (site, m))?;
     Ok((config, embed))
 }
 
@@ -226,12 +265,10 @@ fn embed_blob(
         Embed::Object => {
             if !(fresh && lib_file.is_file()) {
                 let _ = std::fs::remove_file(&stamp_path);
-                let f = std::fs::File::open(&blob_path).map_err(io)?;
-                // SAFETY: a cache entry is never modified after it is renamed into place.
-                let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+                let blob = embed::blob_file::BlobFile::open(&blob_path).map_err(io)?;
                 embed::archive::write(&lib_file, &symbol, |w| {
                     let align = npu_runtime::format::BLOB_ALIGN;
-                    embed::object_file::write(target, &symbol, &map, align, w)
+                    embed::object_file::write(target, &symbol, blob.bytes(), align, blob.writer(w))
                 })
                 .map_err(|m| (Site::Attr, m))?;
                 write_stamp()?;
@@ -241,8 +278,7 @@ fn embed_blob(
         _ => {
             if !(fresh && bytes_file.is_file()) {
                 let _ = std::fs::remove_file(&stamp_path);
-                let blob = std::fs::read(&blob_path).map_err(io)?;
-                cache::write_if_changed(&bytes_file, &blob).map_err(io)?;
+                cache::copy_if_changed(&blob_path, &bytes_file).map_err(io)?;
                 write_stamp()?;
             }
             ((BlobRef::Bytes { file: format!("{}.blob", d.name) }, None), lib_file)

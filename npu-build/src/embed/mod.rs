@@ -20,6 +20,7 @@
 //! - 32-bit targets: an array cannot exceed `isize::MAX` bytes.
 
 pub mod archive;
+pub mod blob_file;
 pub mod object_file;
 
 use crate::declare::Embed;

@@ -11,29 +11,38 @@
 //! disjoint row chunks and hand them to one writer that places each element at its planned
 //! byte, so the bytes do not depend on thread count or scheduling; per-chunk statistics are
 //! combined in chunk order. No hash maps, no clocks, no paths in the output.
-
 //!
-//! Files, in dependency order: `plan` (offsets), `scatter` (values to bytes), `driver` (the
-//! threads, [`pack()`]), [`unpack`] (the inverse, for tests); the row → codes step is
-//! [`crate::quant::encode_rows`], the statistics [`crate::report`].
+//! Memory: [`plan()`] lays out the whole blob first; [`pack_to`] then packs one tensor at a
+//! time into its own buffer and streams it to a writer in blob order, computing the blob's
+//! digests on the way, so a blob of any size is written with a tensor or two in memory.
+//! [`pack()`] is the same into a `Vec` (tests, in-memory runs); [`pack_to_dir`] is `npu pack`.
+//!
+//! Files, in dependency order: `plan` (offsets), `scatter` (values to bytes), `sink` (the
+//! blob's byte stream and digests), `driver` (the threads, [`pack_to`]), [`unpack`] (the
+//! inverse, for tests); the row → codes step is [`crate::quant::encode_rows`], the statistics
+//! [`crate::report`].
 
 mod driver;
 mod plan;
 mod scatter;
+mod sink;
 pub mod source;
 pub mod unpack;
 
 use crate::report::Report;
 pub use crate::rng::SeededRng;
-pub use driver::pack;
+pub use driver::{pack, pack_planned, pack_to, plan};
 use npu_runtime::exec::rotate;
 use npu_runtime::format::{
     Geometry, Layout, Pipeline, Region, Rotation, Scheme, Shard, TensorDesc, TensorKind, BLOB_ALIGN,
 };
 use npu_runtime::target::Target;
+pub use plan::Plan;
 use serde::Serialize;
 pub use source::{MemSource, SourceTensor, TensorSource};
 use std::fmt;
+use std::io;
+use std::path::Path;
 pub use unpack::{error_bound, unpack_original, unpack_stored};
 
 /// What to pack for.
@@ -68,6 +77,8 @@ pub enum PackError {
     },
     /// The tensors disagree with the model's hyperparameters.
     Shapes(crate::shapes::ShapeError),
+    /// Writing the blob or its table failed (the message names what).
+    Io(String),
 }
 
 impl fmt::Display for PackError {
@@ -77,6 +88,7 @@ impl fmt::Display for PackError {
             PackError::Source { tensor, msg } => write!(f, "reading `{tensor}`: {msg}"),
             PackError::TooLarge { tensor, msg } => write!(f, "`{tensor}` is too large: {msg}"),
             PackError::Shapes(e) => write!(f, "{e}"),
+            PackError::Io(m) => write!(f, "{m}"),
         }
     }
 }
@@ -159,33 +171,108 @@ impl Packed {
 
     /// `tensors.json`: the descriptor table.
     pub fn tensors_json(&self) -> String {
-        let doc = TableJson {
-            format_version: npu_runtime::format::FORMAT_VERSION,
-            target: self.target.name,
-            scheme: self.scheme.name(),
-            blob_align: BLOB_ALIGN,
-            blob_len: self.blob.len(),
-            blob_fnv1a64: format!("{:016x}", self.blob_digest()),
-            tensors: self.tensors.iter().map(EntryJson::new).collect(),
-        };
-        let mut s = serde_json::to_string_pretty(&doc).expect("the table serializes");
-        s.push('\n');
-        s
+        tensors_json(self.target, self.scheme, &self.tensors, self.blob.len(), self.blob_digest())
     }
 
     /// Writes `model.blob`, `tensors.json` and `report.json` into `dir` (created if missing),
     /// each through a temporary file renamed into place.
-    pub fn write_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+    pub fn write_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let put = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, dir.join(name))
-        };
-        put("model.blob", &self.blob)?;
-        put("tensors.json", self.tensors_json().as_bytes())?;
-        put("report.json", self.report.to_json().as_bytes())
+        put_file(dir, "model.blob", &self.blob)?;
+        put_file(dir, "tensors.json", self.tensors_json().as_bytes())?;
+        put_file(dir, "report.json", self.report.to_json().as_bytes())
     }
+}
+
+/// A packed model whose blob went to a writer: everything of [`Packed`] but the bytes, plus
+/// the blob's length and digests.
+#[derive(Debug)]
+pub struct PackedTable {
+    /// Target packed for.
+    pub target: &'static Target,
+    /// Model scheme.
+    pub scheme: Scheme,
+    /// Descriptors, in blob order.
+    pub tensors: Vec<TensorEntry>,
+    /// Quality report.
+    pub report: Report,
+    /// Length of the blob in bytes.
+    pub blob_len: u64,
+    /// SHA-256 of the blob.
+    pub blob_sha256: [u8; 32],
+    /// FNV-1a 64 of the blob (the digest in `tensors.json`).
+    pub blob_fnv1a64: u64,
+}
+
+impl PackedTable {
+    /// The runtime's view of every tensor (borrowing this value).
+    pub fn descs(&self) -> Vec<TensorDesc<'_>> {
+        self.tensors.iter().map(|t| t.desc()).collect()
+    }
+
+    /// `tensors.json`: the descriptor table.
+    pub fn tensors_json(&self) -> String {
+        let len = usize::try_from(self.blob_len).expect("the plan checked the blob's length");
+        tensors_json(self.target, self.scheme, &self.tensors, len, self.blob_fnv1a64)
+    }
+}
+
+/// Packs `src` straight into `dir` (created if missing): `model.blob` streamed through a
+/// temporary file renamed into place, then `tensors.json` and `report.json`; what
+/// [`Packed::write_dir`] writes for [`pack()`]'s result, byte for byte.
+pub fn pack_to_dir(
+    src: &dyn TensorSource,
+    opts: &PackOptions,
+    dir: &Path,
+) -> Result<PackedTable, PackError> {
+    let at = |what: &Path, e: io::Error| PackError::Io(format!("{}: {e}", what.display()));
+    std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    let tmp = dir.join(".model.blob.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| at(&tmp, e))?;
+    let packed = pack_to(src, opts, io::BufWriter::with_capacity(1 << 20, file));
+    let table = match packed {
+        Ok((w, table)) => {
+            drop(w);
+            table
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, dir.join("model.blob")).map_err(|e| at(&tmp, e))?;
+    put_file(dir, "tensors.json", table.tensors_json().as_bytes()).map_err(|e| at(dir, e))?;
+    put_file(dir, "report.json", table.report.to_json().as_bytes()).map_err(|e| at(dir, e))?;
+    Ok(table)
+}
+
+/// Writes `dir/name` through a temporary file renamed into place.
+fn put_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// `tensors.json`'s text for a blob of `blob_len` bytes whose FNV-1a 64 is `fnv`.
+fn tensors_json(
+    target: &'static Target,
+    scheme: Scheme,
+    tensors: &[TensorEntry],
+    blob_len: usize,
+    fnv: u64,
+) -> String {
+    let doc = TableJson {
+        format_version: npu_runtime::format::FORMAT_VERSION,
+        target: target.name,
+        scheme: scheme.name(),
+        blob_align: BLOB_ALIGN,
+        blob_len,
+        blob_fnv1a64: format!("{fnv:016x}"),
+        tensors: tensors.iter().map(EntryJson::new).collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&doc).expect("the table serializes");
+    s.push('\n');
+    s
 }
 
 #[derive(Serialize)]

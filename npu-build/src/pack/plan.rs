@@ -20,11 +20,17 @@ fn to_u32(name: &str, what: &str, v: u64) -> Result<u32, PackError> {
     })
 }
 
-/// Plans every tensor. Returns the entries, in blob order, and the blob length.
-pub fn plan(
-    sources: &[SourceTensor],
-    opts: &PackOptions,
-) -> Result<(Vec<TensorEntry>, u64), PackError> {
+/// The blob's layout: every tensor's descriptor, and the blob's length.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Descriptors, in blob order (ascending offsets).
+    pub entries: Vec<TensorEntry>,
+    /// Length of the blob in bytes (a multiple of `BLOB_ALIGN`).
+    pub blob_len: u64,
+}
+
+/// Plans every tensor.
+pub fn plan(sources: &[SourceTensor], opts: &PackOptions) -> Result<Plan, PackError> {
     let tied = !sources.iter().any(|s| s.name == "output.weight");
     let emb_scheme = if opts.scheme == Scheme::Fp16 { Scheme::Fp16 } else { Scheme::Int8 };
     let head = quant::head_scheme(opts.scheme);
@@ -53,7 +59,7 @@ pub fn plan(
             _ => make(&s.name, TensorKind::F32, None)?,
         }
     }
-    Ok((entries, align(cursor)))
+    Ok(Plan { entries, blob_len: align(cursor) })
 }
 
 /// How one tensor is stored.

@@ -1,6 +1,6 @@
-//! Tokenizer throughput on Moby-Dick with SmolLM2's tokenizer: prints tokens/s for encoding
-//! and decoding. Run with `cargo run --release -p npu-build --example tokenizer_bench`
-//! (files from `scripts/fetch-models.sh smollm2 moby`; `$NPU_CACHE` as for the tests).
+//! Tokenizer throughput on Moby-Dick: prints tokens/s for encoding and decoding. Run with
+//! `cargo run --release -p npu-build --example tokenizer_bench [MODEL.gguf]`, a file name in
+//! `$NPU_CACHE` (default SmolLM2's; files from `scripts/fetch-models.sh smollm2 gemma3 moby`).
 
 use npu_build::gguf::Gguf;
 use npu_build::tokenizer::OwnedTokenizerTables;
@@ -12,12 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = std::env::var_os("NPU_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
     });
-    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(
-        cache.join("smollm2-135m-instruct-q4_1.gguf"),
-    )?)?;
+    let model = std::env::args().nth(1).unwrap_or("smollm2-135m-instruct-q4_1.gguf".into());
+    let tables = OwnedTokenizerTables::from_gguf(&Gguf::open(cache.join(&model))?)?;
     let text = std::fs::read(cache.join("moby-dick.txt"))?;
     let tok = Tokenizer::new(tables.tables())?;
-    // Working memory for the longest word; the text is one fragment of ordinary prose.
+    // Working memory for the longest word (BPE) or line (Gemma's SPM: newlines are tokens
+    // of their own, so every line is a fragment).
     let mut scratch = vec![0u32; Tokenizer::scratch_words_for(4096)];
     let mut ids = vec![0u32; text.len() + 2];
     let runs = 5;
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let dec = t1.elapsed().as_secs_f64() / runs as f64;
-    println!("Moby-Dick: {} bytes -> {n} tokens (SmolLM2 tokenizer)", text.len());
+    println!("Moby-Dick: {} bytes -> {n} tokens ({model})", text.len());
     println!(
         "encode: {:.0} tokens/s ({:.1} MB/s), {:.1} ms",
         n as f64 / enc,

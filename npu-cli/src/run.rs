@@ -12,7 +12,7 @@ use npu_build::model::OwnedModel;
 use npu_build::pack::PackOptions;
 use npu_build::quant::{parse_scheme, parse_target};
 use npu_runtime::generate::{chatml, Message};
-use npu_runtime::generate::{generate, StopReason};
+use npu_runtime::generate::{generate_until, StopReason};
 use npu_runtime::model::{arena_bytes, ModelConfig, Session};
 use npu_runtime::sampler::{Sampler, SamplerConfig};
 use npu_runtime::select::Selected;
@@ -302,7 +302,11 @@ fn stream(
         o.flush()
     };
     let mut t_first = None;
-    let res = generate(session, sampler, prompt, max_tokens, |id| {
+    // Stop where llama.cpp stops: the config's end tokens and the vocabulary's whole
+    // end-of-generation set.
+    let config = *session.config();
+    let is_end = |id: u32| config.is_stop(id) || tok.tables().is_eog(id);
+    let res = generate_until(session, sampler, prompt, max_tokens, is_end, |id| {
         t_first.get_or_insert_with(Instant::now);
         out.push(id);
         if ids {

@@ -4,6 +4,8 @@
 //! every generated id to a callback, until an end token (EOS / end of turn, per
 //! [`crate::model::ModelConfig::is_stop`]), the token limit, the context limit, or the
 //! callback says stop. The end token is not passed on and not evaluated, as in llama.cpp.
+//! [`generate_until`] takes the end tokens from the caller instead, e.g. llama.cpp's whole
+//! end-of-generation set, [`crate::tokenizer::TokenizerTables::is_eog`].
 //!
 //! Chat: SmolLM2 and Qwen2.5 use ChatML turns, `<|im_start|>{role}\n{content}<|im_end|>\n`,
 //! and the reply is generated after `<|im_start|>assistant\n` until `<|im_end|>`.
@@ -44,6 +46,20 @@ pub fn generate<B: Backend>(
     sampler: &mut Sampler,
     prompt: &[u32],
     max_tokens: usize,
+    on_token: impl FnMut(u32) -> bool,
+) -> Result<Generated, ModelError> {
+    let config = *session.config();
+    generate_until(session, sampler, prompt, max_tokens, |id| config.is_stop(id), on_token)
+}
+
+/// [`generate`] with the end tokens given by `is_end` (which should accept the config's
+/// [`is_stop`](crate::model::ModelConfig::is_stop) ids too).
+pub fn generate_until<B: Backend>(
+    session: &mut Session<'_, '_, B>,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    max_tokens: usize,
+    is_end: impl Fn(u32) -> bool,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Generated, ModelError> {
     session.prefill(prompt)?;
@@ -53,7 +69,7 @@ pub fn generate<B: Backend>(
             return Ok(Generated { n_tokens: n, stop: StopReason::MaxTokens });
         }
         let tok = session.sample(sampler)?;
-        if session.config().is_stop(tok) {
+        if is_end(tok) {
             return Ok(Generated { n_tokens: n, stop: StopReason::EndToken(tok) });
         }
         n += 1;

@@ -127,6 +127,7 @@ fuzz_target!(|data: &[u8]| {
         eot: ids[2],
         eom: None,
         pad: ids[3],
+        fim: [None; 6],
         add_bos: Some(flags[0]),
         add_eos: Some(flags[1]),
         add_space_prefix: Some(flags[2]),

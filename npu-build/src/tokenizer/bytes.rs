@@ -80,13 +80,14 @@ fn align_up(at: usize) -> usize {
 
 impl OwnedTokenizerTables {
     /// Every slice of the tables with its field name and element type, in file order.
-    fn parts(&self) -> [(&'static str, &'static str, Part<'_>); 8] {
+    fn parts(&self) -> [(&'static str, &'static str, Part<'_>); 9] {
         [
             ("token_offsets", "u32", Part::Words(&self.token_offsets)),
             ("sorted_ids", "u32", Part::Words(&self.sorted_ids)),
             ("merges", "::npu_runtime::tokenizer::BpeMerge", Part::Merges(&self.merges)),
             ("scores", "f32", Part::Floats(&self.scores)),
             ("specials", "u32", Part::Words(&self.specials)),
+            ("eog", "u32", Part::Words(&self.eog)),
             ("byte_tokens", "u32", Part::Words(&self.byte_tokens)),
             ("token_bytes", "u8", Part::Bytes(&self.token_bytes)),
             ("token_attrs", "u8", Part::Bytes(&self.token_attrs)),

@@ -17,7 +17,10 @@ use npu_runtime::tokenizer::{
     attr, gpt2_cpt_to_byte, BpeMerge, PreTokenizer, TokenizerKind, TokenizerTables, NO_TOKEN,
 };
 use std::fmt;
-use steps::{bpe_merges, byte_tokens, mark_markers, specials, stored_bytes, text_ids, token_attrs};
+use steps::{
+    bpe_merges, byte_tokens, eog_ids, mark_markers, specials, stored_bytes, text_ids, token_attrs,
+    Markers,
+};
 
 mod bytes;
 mod steps;
@@ -96,6 +99,8 @@ pub struct TokenizerSource {
     pub eom: Option<u32>,
     /// `tokenizer.ggml.padding_token_id`.
     pub pad: Option<u32>,
+    /// `tokenizer.ggml.fim_{pre,suf,mid,pad,rep,sep}_token_id`, in that order.
+    pub fim: [Option<u32>; 6],
     /// `tokenizer.ggml.add_bos_token`.
     pub add_bos: Option<bool>,
     /// `tokenizer.ggml.add_eos_token`.
@@ -155,6 +160,14 @@ impl TokenizerSource {
             eot: g.get_u32("tokenizer.ggml.eot_token_id")?,
             eom: g.get_u32("tokenizer.ggml.eom_token_id")?,
             pad: g.get_u32("tokenizer.ggml.padding_token_id")?,
+            fim: [
+                g.get_u32("tokenizer.ggml.fim_pre_token_id")?,
+                g.get_u32("tokenizer.ggml.fim_suf_token_id")?,
+                g.get_u32("tokenizer.ggml.fim_mid_token_id")?,
+                g.get_u32("tokenizer.ggml.fim_pad_token_id")?,
+                g.get_u32("tokenizer.ggml.fim_rep_token_id")?,
+                g.get_u32("tokenizer.ggml.fim_sep_token_id")?,
+            ],
             add_bos: g.get_bool("tokenizer.ggml.add_bos_token")?,
             add_eos: g.get_bool("tokenizer.ggml.add_eos_token")?,
             add_space_prefix: g.get_bool("tokenizer.ggml.add_space_prefix")?,
@@ -185,6 +198,8 @@ pub struct OwnedTokenizerTables {
     pub scores: Vec<f32>,
     /// See [`TokenizerTables::specials`].
     pub specials: Vec<u32>,
+    /// See [`TokenizerTables::eog`].
+    pub eog: Vec<u32>,
     /// See [`TokenizerTables::byte_tokens`].
     pub byte_tokens: Vec<u32>,
     /// See [`TokenizerTables::bos`].
@@ -284,6 +299,7 @@ impl OwnedTokenizerTables {
             merges: Vec::new(),
             scores: Vec::new(),
             specials: Vec::new(),
+            eog: Vec::new(),
             byte_tokens: vec![NO_TOKEN; 256],
             bos: None,
             eos: None,
@@ -303,7 +319,8 @@ impl OwnedTokenizerTables {
     }
 
     /// Builds the tables from tokenizer metadata, in steps (`steps`): attributes, text ids,
-    /// marker fix-ups, specials, stored bytes and the sorted lookup, byte tokens, merges.
+    /// marker fix-ups, end-of-generation set, specials, stored bytes and the sorted lookup,
+    /// byte tokens, merges.
     pub fn build(src: &TokenizerSource) -> Result<OwnedTokenizerTables, TokenizerBuildError> {
         let n = src.tokens.len();
         if n == 0 {
@@ -315,10 +332,13 @@ impl OwnedTokenizerTables {
         let d = Defaults::of(src)?;
         let kind = d.kind;
         let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < n);
-        let (mut eot, mut eom) = (in_range(src.eot), in_range(src.eom));
+        let mut markers =
+            Markers { eot: in_range(src.eot), eom: in_range(src.eom), fim: src.fim.map(in_range) };
         let mut attrs = token_attrs(src);
         let by_text = text_ids(src);
-        mark_markers(&mut attrs, &by_text, &mut eot, &mut eom);
+        mark_markers(&mut attrs, &by_text, &mut markers);
+        let eos = in_range(src.eos.or(d.eos));
+        let eog = eog_ids(&mut attrs, &by_text, eos, &markers);
         let specials = specials(src, &mut attrs, &by_text);
         let (token_bytes, token_offsets, sorted_ids) = stored_bytes(src, kind, &attrs, &by_text)?;
         let byte_tokens = byte_tokens(kind, (&token_bytes, &token_offsets), &sorted_ids, &by_text);
@@ -342,11 +362,12 @@ impl OwnedTokenizerTables {
             merges,
             scores,
             specials,
+            eog,
             byte_tokens,
             bos: in_range(src.bos.or(d.bos)),
-            eos: in_range(src.eos.or(d.eos)),
-            eot,
-            eom,
+            eos,
+            eot: markers.eot,
+            eom: markers.eom,
             pad: in_range(src.pad),
             add_bos: src.add_bos.unwrap_or(d.add_bos),
             add_eos: src.add_eos.unwrap_or(d.add_eos),
@@ -371,6 +392,7 @@ impl OwnedTokenizerTables {
             merges: &self.merges,
             scores: &self.scores,
             specials: &self.specials,
+            eog: &self.eog,
             byte_tokens: &self.byte_tokens,
             bos: self.bos,
             eos: self.eos,

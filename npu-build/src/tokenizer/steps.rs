@@ -84,15 +84,18 @@ const FIM_TEXTS: &[&[&str]] = &[
     &["<|file_sep|>"],
 ];
 
-/// llama.cpp's fix-ups by token text: end-of-turn, end-of-message and fill-in-the-middle
-/// markers become control tokens; an unset `eot` / `eom` takes the first marker found in
-/// list order.
-pub(super) fn mark_markers(
-    attrs: &mut [u8],
-    by_text: &HashMap<&str, u32>,
-    eot: &mut Option<u32>,
-    eom: &mut Option<u32>,
-) {
+/// Marker ids: end of turn, end of message, and the six fill-in-the-middle roles in
+/// [`FIM_TEXTS`] order (prefix, suffix, middle, pad, repository, file separator).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Markers {
+    pub eot: Option<u32>,
+    pub eom: Option<u32>,
+    pub fim: [Option<u32>; 6],
+}
+
+/// llama.cpp's fix-ups by token text: a marker the metadata leaves unset takes the first
+/// token found among its known texts, which becomes a control token.
+pub(super) fn mark_markers(attrs: &mut [u8], by_text: &HashMap<&str, u32>, m: &mut Markers) {
     let mut force_control = |texts: &[&str], slot: &mut Option<u32>| {
         if slot.is_none() {
             if let Some(&id) = texts.iter().find_map(|t| by_text.get(t)) {
@@ -101,32 +104,108 @@ pub(super) fn mark_markers(
             }
         }
     };
-    force_control(EOT_TEXTS, eot);
-    force_control(EOM_TEXTS, eom);
-    for texts in FIM_TEXTS {
-        force_control(texts, &mut None);
+    force_control(EOT_TEXTS, &mut m.eot);
+    force_control(EOM_TEXTS, &mut m.eom);
+    for (texts, slot) in FIM_TEXTS.iter().zip(&mut m.fim) {
+        force_control(texts, slot);
     }
 }
 
-/// Specials: control, user-defined and unknown tokens, longest first; marks the Phi-3 ones
-/// that strip whitespace after them.
+/// Token texts llama.cpp counts as end of generation (and forces to control tokens).
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
+];
+
+/// gpt-oss tokens llama.cpp always renders (made user-defined).
+const ALWAYS_RENDERED: &[&str] = &["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
+
+/// llama.cpp's end-of-generation set, in its order of steps: the FIM pad, repository and
+/// separator tokens; tokens with [`EOG_TEXTS`] (made control); EOS, EOT and EOM; then
+/// `<|end|>` leaves the set (as a user-defined token) when `<|return|>` and `<|call|>`, or
+/// `<|calls|>` and `<|flush|>`, are in it, and `</s>` (as a normal token) when
+/// `<|tool_response>` or `<|plamo:eos|>` is. Also makes the [`ALWAYS_RENDERED`] tokens
+/// user-defined. Ascending ids.
+pub(super) fn eog_ids(
+    attrs: &mut [u8],
+    by_text: &HashMap<&str, u32>,
+    eos: Option<u32>,
+    m: &Markers,
+) -> Vec<u32> {
+    let mut eog: Vec<u32> = m.fim[3..].iter().flatten().copied().collect();
+    for t in EOG_TEXTS {
+        if let Some(&id) = by_text.get(t) {
+            eog.push(id);
+            attrs[id as usize] |= attr::CONTROL;
+        }
+    }
+    for t in ALWAYS_RENDERED {
+        if let Some(&id) = by_text.get(t) {
+            attrs[id as usize] = attr::USER_DEFINED;
+        }
+    }
+    eog.extend([eos, m.eot, m.eom].into_iter().flatten());
+    eog.sort_unstable();
+    eog.dedup();
+    let in_set = |eog: &[u32], t: &str| by_text.get(t).filter(|id| eog.contains(id)).copied();
+    let has = |eog: &[u32], t: &str| in_set(eog, t).is_some();
+    let drop_end = (has(&eog, "<|return|>") && has(&eog, "<|call|>"))
+        || (has(&eog, "<|calls|>") && has(&eog, "<|flush|>"));
+    if let (true, Some(id)) = (drop_end, in_set(&eog, "<|end|>")) {
+        eog.retain(|&e| e != id);
+        attrs[id as usize] = attr::USER_DEFINED;
+    }
+    let normal_s = has(&eog, "<|tool_response>") || has(&eog, "<|plamo:eos|>");
+    if let (true, Some(id)) = (normal_s, in_set(&eog, "</s>")) {
+        eog.retain(|&e| e != id);
+        attrs[id as usize] = attr::NORMAL;
+    }
+    eog
+}
+
+/// Specials: control, user-defined and unknown tokens with non-empty text, sorted by bytes
+/// (of tokens with the same text, the lowest id: llama.cpp would match it first); marks the
+/// Phi-3 ones that strip whitespace after them.
 pub(super) fn specials(
     src: &TokenizerSource,
     attrs: &mut [u8],
     by_text: &HashMap<&str, u32>,
 ) -> Vec<u32> {
     let n = src.tokens.len();
-    let mut specials: Vec<u32> = (0..n as u32)
-        .filter(|&i| attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
-        .collect();
-    specials.sort_by(|&a, &b| {
-        src.tokens[b as usize].len().cmp(&src.tokens[a as usize].len()).then(a.cmp(&b))
-    });
+    let is_special = |i: usize| {
+        attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
+            && !src.tokens[i].is_empty()
+    };
+    let mut specials: Vec<u32> = (0..n as u32).filter(|&i| is_special(i as usize)).collect();
+    specials.sort_by(|&a, &b| src.tokens[a as usize].cmp(&src.tokens[b as usize]).then(a.cmp(&b)));
+    specials.dedup_by(|b, a| src.tokens[*a as usize] == src.tokens[*b as usize]);
     // Phi-3: every special strips the whitespace after it, except <unk>, <s>, <|endoftext|>.
     let name = src.model_name.as_deref().unwrap_or("").to_lowercase();
     if name.contains("phi-3") || name.contains("phi3") {
-        for &id in &specials {
-            attrs[id as usize] |= attr::RSTRIP;
+        for i in 0..n {
+            if attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0 {
+                attrs[i] |= attr::RSTRIP;
+            }
         }
         if let Some(&id) = by_text.get("</s>") {
             attrs[id as usize] |= attr::RSTRIP;

@@ -51,8 +51,8 @@ static NPU_TENSORS: [::npu_runtime::format::TensorDesc<'static>; 39] = [
 ];
 const NPU_TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::Cpu;
 const NPU_SCHEME: ::npu_runtime::format::Scheme = ::npu_runtime::format::Scheme::Int8;
-// Tokenizer tables: 1024 tokens, 767 merges, borrowed from NPU_TOK_STORE (25552 bytes).
-const NPU_TOK_LEN: usize = 25552;
+// Tokenizer tables: 1024 tokens, 767 merges, borrowed from NPU_TOK_STORE (25568 bytes).
+const NPU_TOK_LEN: usize = 25568;
 const fn npu_tok_section<T>(file: &'static [u8], offset: usize, len: usize) -> &'static [T] {
     ::core::assert!(
         offset.is_multiple_of(::core::mem::align_of::<T>()) && offset <= file.len() && len <= (file.len() - offset) / ::core::mem::size_of::<T>(),
@@ -70,9 +70,10 @@ static NPU_TOK: ::npu_runtime::tokenizer::TokenizerTables<'static> = ::npu_runti
     merges: npu_tok_section::<::npu_runtime::tokenizer::BpeMerge>(&NPU_TOK_STORE.0, 8208, 767),
     scores: npu_tok_section::<f32>(&NPU_TOK_STORE.0, 20480, 0),
     specials: npu_tok_section::<u32>(&NPU_TOK_STORE.0, 20480, 1),
-    byte_tokens: npu_tok_section::<u32>(&NPU_TOK_STORE.0, 20496, 256),
-    token_bytes: npu_tok_section::<u8>(&NPU_TOK_STORE.0, 21520, 3006),
-    token_attrs: npu_tok_section::<u8>(&NPU_TOK_STORE.0, 24528, 1024),
+    eog: npu_tok_section::<u32>(&NPU_TOK_STORE.0, 20496, 1),
+    byte_tokens: npu_tok_section::<u32>(&NPU_TOK_STORE.0, 20512, 256),
+    token_bytes: npu_tok_section::<u8>(&NPU_TOK_STORE.0, 21536, 3006),
+    token_attrs: npu_tok_section::<u8>(&NPU_TOK_STORE.0, 24544, 1024),
     bos: Some(0),
     eos: Some(0),
     eot: Some(0),

@@ -1,6 +1,5 @@
 //! Why tokenizing or detokenizing failed.
 
-use super::MAX_SPECIAL_DEPTH;
 use core::fmt;
 
 /// Why tokenizing or detokenizing failed.
@@ -25,8 +24,8 @@ pub enum TokenizerError {
     NoByteToken(u8),
     /// `add_special` needs a BOS/EOS id the tables do not have.
     MissingSpecial(&'static str),
-    /// The text contains more distinct special tokens nested than [`MAX_SPECIAL_DEPTH`].
-    TooManySpecialKinds,
+    /// The text is longer than `u32::MAX` bytes.
+    TextTooLong(usize),
     /// The tables are inconsistent (what is wrong).
     BadTables(&'static str),
 }
@@ -45,8 +44,8 @@ impl fmt::Display for TokenizerError {
                 write!(f, "the vocabulary has no token for byte 0x{b:02X}")
             }
             TokenizerError::MissingSpecial(w) => write!(f, "the vocabulary has no {w} token"),
-            TokenizerError::TooManySpecialKinds => {
-                write!(f, "text nests more than {MAX_SPECIAL_DEPTH} distinct special tokens")
+            TokenizerError::TextTooLong(n) => {
+                write!(f, "text of {n} bytes is longer than the tokenizer's limit of 4 GiB")
             }
             TokenizerError::BadTables(w) => write!(f, "inconsistent tokenizer tables: {w}"),
         }

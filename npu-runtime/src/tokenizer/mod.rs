@@ -10,7 +10,8 @@
 //!
 //! What llama.cpp does that this module does on purpose too:
 //! - special tokens are cut out of the text first, longest first (user-defined tokens always,
-//!   control tokens only when the caller asks to parse specials);
+//!   control tokens only when the caller asks to parse specials), without recursion: the
+//!   splitter's stack is in the caller's scratch (`special`);
 //! - invalid UTF-8 in the input becomes U+FFFD before byte-level BPE sees it;
 //! - SentencePiece prepends a space to the first fragment and to each fragment after a special
 //!   token, and falls back to `<0xXX>` byte tokens.
@@ -22,6 +23,7 @@ mod decode;
 mod error;
 mod merge;
 mod pretok;
+mod special;
 mod tables;
 mod unicode;
 
@@ -32,9 +34,7 @@ pub use pretok::PreTokenizer;
 pub use tables::{attr, BpeMerge, TokenizerKind, TokenizerTables, NO_TOKEN};
 pub use unicode::{gpt2_cpt_to_byte, GPT2_BYTE_TO_CPT};
 
-/// How many distinct special tokens one text may contain (the special-token splitter recurses
-/// once per distinct token found, on the stack).
-pub const MAX_SPECIAL_DEPTH: usize = 64;
+use special::{FirstBytes, Piece, Splitter, FRAME_WORDS};
 
 /// Encoding options, as llama.cpp's `llama_tokenize` takes them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub struct EncodeOptions {
 pub struct Tokenizer<'a> {
     t: TokenizerTables<'a>,
     max_token_len: usize,
+    first: FirstBytes,
 }
 
 impl<'a> Tokenizer<'a> {
@@ -85,9 +86,10 @@ impl<'a> Tokenizer<'a> {
         }
         if !t.sorted_ids.iter().all(|&id| in_vocab(id))
             || !t.specials.iter().all(|&id| in_vocab(id))
+            || !t.eog.iter().all(|&id| in_vocab(id))
         {
             return Err(TokenizerError::BadTables(
-                "sorted_ids or specials has an id outside the vocabulary",
+                "sorted_ids, specials or eog has an id outside the vocabulary",
             ));
         }
         let tok = |id: u32| t.token(id).unwrap_or(&[]);
@@ -95,6 +97,16 @@ impl<'a> Tokenizer<'a> {
             return Err(TokenizerError::BadTables(
                 "sorted_ids must be strictly sorted by token bytes",
             ));
+        }
+        if !t.specials.windows(2).all(|w| tok(w[0]) < tok(w[1]))
+            || t.specials.first().is_some_and(|&id| tok(id).is_empty())
+        {
+            return Err(TokenizerError::BadTables(
+                "specials must be strictly sorted by token bytes, none empty",
+            ));
+        }
+        if !t.eog.windows(2).all(|w| w[0] < w[1]) {
+            return Err(TokenizerError::BadTables("eog must be strictly increasing"));
         }
         if !t.merges.iter().all(|m| {
             in_vocab(m.left) && in_vocab(m.right) && (m.merged == NO_TOKEN || in_vocab(m.merged))
@@ -114,7 +126,7 @@ impl<'a> Tokenizer<'a> {
                 return Err(TokenizerError::BadTables("a special id is outside the vocabulary"));
             }
         }
-        Ok(Tokenizer { t, max_token_len: max_len })
+        Ok(Tokenizer { t, max_token_len: max_len, first: FirstBytes::of(&t) })
     }
 
     /// The tables.
@@ -130,8 +142,9 @@ impl<'a> Tokenizer<'a> {
     /// Scratch words that are always enough to encode a text of `text_len` bytes.
     pub const fn scratch_words_for(text_len: usize) -> usize {
         // SPM escapes each space as three bytes and may prepend one; BPE words re-encode each
-        // invalid byte as U+FFFD (three bytes).
-        scratch_words(3 * text_len + 3)
+        // invalid byte as U+FFFD (three bytes). The special-token splitter nests at most one
+        // frame per byte.
+        scratch_words(3 * text_len + 3) + FRAME_WORDS * text_len
     }
 
     /// Encodes `text` into `out`, returning the number of ids written. `scratch` is working
@@ -186,7 +199,7 @@ impl<'a> Tokenizer<'a> {
         }
         // SPM prefixes a space to a fragment at the start and after each special token.
         let mut prev_special = true;
-        let mut on_piece = |piece: Piece<'_>| -> Result<(), TokenizerError> {
+        let mut on_piece = |piece: Piece<'_>, free: &mut [u32]| -> Result<(), TokenizerError> {
             match piece {
                 Piece::Special(id) => {
                     prev_special = true;
@@ -195,73 +208,14 @@ impl<'a> Tokenizer<'a> {
                 Piece::Text(frag) => {
                     let prefix = t.add_space_prefix && prev_special;
                     prev_special = false;
-                    self.encode_fragment(frag, prefix, scratch, sink)
+                    self.encode_fragment(frag, prefix, free, sink)
                 }
             }
         };
-        if !text.is_empty() {
-            self.partition(text, 0, opts.parse_special, 0, &mut on_piece)?;
-        }
+        let splitter = Splitter { t, first: &self.first, parse_special: opts.parse_special };
+        splitter.split(text, scratch, &mut on_piece)?;
         if opts.add_special && t.add_eos {
             sink(t.eos.ok_or(TokenizerError::MissingSpecial("EOS"))?)?;
-        }
-        Ok(())
-    }
-
-    /// Cuts special tokens out of `text` the way llama.cpp does: for each special in order
-    /// (longest first), split every remaining text fragment at each of its occurrences. Done
-    /// depth-first here: a fragment passes to the next special that occurs in it.
-    fn partition(
-        &self,
-        text: &[u8],
-        first: usize,
-        parse_special: bool,
-        depth: usize,
-        on: &mut impl FnMut(Piece<'_>) -> Result<(), TokenizerError>,
-    ) -> Result<(), TokenizerError> {
-        let t = &self.t;
-        let mut k = first;
-        let found = loop {
-            let Some(&id) = t.specials.get(k) else { break None };
-            let a = t.token_attrs[id as usize];
-            let active = parse_special || a & (attr::CONTROL | attr::UNKNOWN) == 0;
-            let pat = t.token(id).unwrap_or(&[]);
-            if active && !pat.is_empty() {
-                if let Some(pos) = find(text, pat) {
-                    break Some((k, id, a, pat, pos));
-                }
-            }
-            k += 1;
-        };
-        let Some((k, id, a, pat, first_pos)) = found else {
-            return if text.is_empty() { Ok(()) } else { on(Piece::Text(text)) };
-        };
-        if depth >= MAX_SPECIAL_DEPTH {
-            return Err(TokenizerError::TooManySpecialKinds);
-        }
-        let mut start = 0usize;
-        let mut m = Some(first_pos);
-        while let Some(pos) = m {
-            let mut left_end = pos;
-            if a & attr::LSTRIP != 0 {
-                while left_end > start && is_c_space(text[left_end - 1]) {
-                    left_end -= 1;
-                }
-            }
-            if left_end > start {
-                self.partition(&text[start..left_end], k + 1, parse_special, depth + 1, on)?;
-            }
-            on(Piece::Special(id))?;
-            start = pos + pat.len();
-            if a & attr::RSTRIP != 0 {
-                while start < text.len() && is_c_space(text[start]) {
-                    start += 1;
-                }
-            }
-            m = find(&text[start..], pat).map(|p| p + start);
-        }
-        if start < text.len() {
-            self.partition(&text[start..], k + 1, parse_special, depth + 1, on)?;
         }
         Ok(())
     }
@@ -394,31 +348,6 @@ impl<'a> Tokenizer<'a> {
         }
         Ok(n)
     }
-}
-
-/// A piece of the text after cutting out special tokens.
-enum Piece<'t> {
-    Text(&'t [u8]),
-    Special(u32),
-}
-
-/// C `isspace` in the "C" locale, which llama.cpp's lstrip/rstrip use.
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
-}
-
-/// First occurrence of `pat` in `hay`.
-fn find(hay: &[u8], pat: &[u8]) -> Option<usize> {
-    let (&first, rest) = pat.split_first()?;
-    let mut base = 0usize;
-    while base + pat.len() <= hay.len() {
-        let i = hay[base..=hay.len() - pat.len()].iter().position(|&b| b == first)? + base;
-        if &hay[i + 1..i + pat.len()] == rest {
-            return Some(i);
-        }
-        base = i + 1;
-    }
-    None
 }
 
 /// Length of `word` after llama.cpp's lenient decode and re-encode.

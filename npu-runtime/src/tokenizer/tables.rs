@@ -75,9 +75,13 @@ pub struct TokenizerTables<'a> {
     pub merges: &'a [BpeMerge],
     /// SPM per-token scores (empty for BPE).
     pub scores: &'a [f32],
-    /// Tokens matched in raw text before tokenizing (control, user-defined, unknown), longest
-    /// first, then by id.
+    /// Tokens matched in raw text before tokenizing (control, user-defined, unknown; none
+    /// with empty text; of tokens with the same text the lowest id), sorted by their bytes.
+    /// Their rank when cutting a text: longer first, then lower id.
     pub specials: &'a [u32],
+    /// End-of-generation tokens, ascending: llama.cpp's set (EOS, EOT, EOM, the FIM pad,
+    /// repository and file-separator tokens, and tokens with known end-of-turn texts).
+    pub eog: &'a [u32],
     /// 256 entries: the token of each single byte (BPE: the byte's own token; SPM: `<0xXX>`),
     /// or [`NO_TOKEN`].
     pub byte_tokens: &'a [u32],
@@ -142,8 +146,11 @@ impl<'a> TokenizerTables<'a> {
         None
     }
 
-    /// Whether `id` ends generation (EOS, EOT or EOM).
+    /// Whether `id` ends generation: in [`eog`](Self::eog), or EOS, EOT or EOM.
     pub fn is_eog(&self, id: u32) -> bool {
-        Some(id) == self.eos || Some(id) == self.eot || Some(id) == self.eom
+        self.eog.binary_search(&id).is_ok()
+            || Some(id) == self.eos
+            || Some(id) == self.eot
+            || Some(id) == self.eom
     }
 }

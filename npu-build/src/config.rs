@@ -44,6 +44,12 @@ pub fn model_config(
     config.rope_dim = hp.rope_dimension_count;
     config.rope_style = hp.rope_style;
     config.qkv_bias = hp.qkv_bias;
+    config.swa_window = hp.sliding_window;
+    config.swa_layers = hp.swa_layers;
+    config.rope_base_local = hp.rope_freq_base_swa;
+    config.query_scale_dim = hp.query_scale_dim;
+    config.attn_softcap = hp.attn_logit_softcapping;
+    config.final_softcap = hp.final_logit_softcapping;
     // The tokenizer tables already resolved end-of-turn the way llama.cpp does (metadata id,
     // else the first known end-of-turn marker in the vocabulary).
     config.eot = tok.eot.filter(|&e| e != eos);

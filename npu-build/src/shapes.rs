@@ -17,6 +17,8 @@
 //! | `blk.N.ffn_norm.weight`        | `[d]`                                   |
 //! | `blk.N.ffn_gate.weight`, `_up` | `[d, feed_forward_length]`              |
 //! | `blk.N.ffn_down.weight`        | `[feed_forward_length, d]`              |
+//! | `blk.N.attn_{q,k}_norm.weight` | `[head_dim]` (architectures with q/k norms) |
+//! | `blk.N.post_attention_norm.weight`, `post_ffw_norm` | `[d]` (with post-norms) |
 //!
 //! `vocab` is the tokenizer's vocabulary size. Biases are expected in every block when
 //! block 0 has them. Every disagreement is reported at once — a wrong shape, a missing tensor
@@ -160,8 +162,21 @@ fn expected_tensors(hp: &HParams) -> Vec<Expected> {
         out.push(e(b("ffn_gate.weight"), vec![d, ff], format!("{dn}, {ffn}")));
         out.push(e(b("ffn_up.weight"), vec![d, ff], format!("{dn}, {ffn}")));
         out.push(e(b("ffn_down.weight"), vec![ff, d], format!("{ffn}, {dn}")));
+        if hp.qk_norm {
+            out.push(e(b("attn_q_norm.weight"), vec![hd], format!("head_dim {hd}")));
+            out.push(e(b("attn_k_norm.weight"), vec![hd], format!("head_dim {hd}")));
+        }
+        if hp.post_norms {
+            out.push(e(b("post_attention_norm.weight"), vec![d], dn.clone()));
+            out.push(e(b("post_ffw_norm.weight"), vec![d], dn.clone()));
+        }
     }
     out
+}
+
+/// Tensors of one block: 9, plus 3 biases, 2 q/k norms, 2 post-norms where the model has them.
+fn per_block(hp: &HParams) -> u64 {
+    9 + 3 * u64::from(hp.qkv_bias) + 2 * u64::from(hp.qk_norm) + 2 * u64::from(hp.post_norms)
 }
 
 /// Checks `g`'s tensor list against its hyperparameters: every tensor the architecture reads
@@ -186,7 +201,7 @@ pub fn check(g: &Gguf<'_>) -> Result<(), ShapeError> {
     // Bounded by the tensor count: block_count is untrusted, but a model whose blocks are
     // mostly missing stops here instead of listing millions of names.
     let n_tensors = g.tensors().len() as u64;
-    let per_block = if hp.qkv_bias { 12 } else { 9 };
+    let per_block = per_block(&hp);
     if u64::from(hp.block_count) > n_tensors / per_block + 1 {
         return fail(vec![ShapeProblem::Hparams(format!(
             "block_count {} needs at least {} tensors, the file has {n_tensors}",

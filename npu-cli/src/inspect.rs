@@ -181,7 +181,30 @@ fn hparam_rows(h: &HParams) -> Vec<(&'static str, String)> {
         ("vocab_size", h.vocab_size.to_string()),
         ("qkv_bias", h.qkv_bias.to_string()),
         ("tied_output", h.tied_output.to_string()),
+        ("qk_norm", h.qk_norm.to_string()),
+        ("post_norms", h.post_norms.to_string()),
+        ("query_scale_dim", h.query_scale_dim.to_string()),
+        ("sliding_window", h.sliding_window.to_string()),
+        ("local_layers", local_layers(h)),
+        ("rope_freq_base_swa", h.rope_freq_base_swa.to_string()),
+        ("attn_logit_softcap", h.attn_logit_softcapping.to_string()),
+        ("final_logit_softcap", h.final_logit_softcapping.to_string()),
     ]
+}
+
+/// The local (sliding-window) layers: `-`, or how many of how many and which are global.
+fn local_layers(h: &HParams) -> String {
+    if h.swa_layers == 0 {
+        return "-".to_owned();
+    }
+    let n = h.block_count.min(128) as usize;
+    let global: Vec<String> =
+        (0..n).filter(|&l| (h.swa_layers >> l) & 1 == 0).map(|l| l.to_string()).collect();
+    format!(
+        "{} of {n} (global: {})",
+        n - global.len(),
+        if global.is_empty() { "-".to_owned() } else { global.join(", ") }
+    )
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -242,6 +265,14 @@ fn hparams_json(hp: &Result<HParams, String>) -> Json {
             "vocab_size": h.vocab_size,
             "qkv_bias": h.qkv_bias,
             "tied_output": h.tied_output,
+            "qk_norm": h.qk_norm,
+            "post_norms": h.post_norms,
+            "query_scale_dim": h.query_scale_dim,
+            "sliding_window": h.sliding_window,
+            "local_layers": (0..h.block_count.min(128)).filter(|&l| (h.swa_layers >> l) & 1 == 1).collect::<Vec<u32>>(),
+            "rope_freq_base_swa": f32_json(h.rope_freq_base_swa),
+            "attn_logit_softcapping": f32_json(h.attn_logit_softcapping),
+            "final_logit_softcapping": f32_json(h.final_logit_softcapping),
         }),
         Err(e) => json!({ "error": e }),
     }

@@ -3,7 +3,8 @@
     compare.py kl --ref-model F16.gguf --model SRC.gguf --target T --quant Q --ids IDS --ctx 512 --n 2048
         Next-token distributions over windows of `ctx` ids (each from an empty cache, as
         llama-perplexity does), every position of every window: prints JSON
-        {"kl_mean", "kl_p99", "top1", "n"} with KL(llama.cpp || npu).
+        {"kl_mean", "kl_p99", "top1", "n"} with KL(llama.cpp || npu). With --bos ID each window
+        is that token followed by the next ctx - 1 ids (models such as Gemma expect it).
     compare.py greedy --ref-model F16.gguf --prompt-ids 1,2,3 --steps 32 -o OUT.json
         llama.cpp's greedy continuation with its top-5 logits per step (cached: an existing
         OUT.json is kept), in the format of tests/data/greedy_*.json.
@@ -57,6 +58,9 @@ def cmd_kl(a):
             ids = tokenize_text(a.ref_model, f.read(a.n * 8))
     else:
         ids = read_ids(a.ids)
+    if a.bos is not None:
+        step = a.ctx - 1
+        ids = [t for w0 in range(0, a.n // a.ctx * step, step) for t in [a.bos] + ids[w0:w0 + step]]
     ids = ids[: a.n // a.ctx * a.ctx]
     # A private file per run: several comparisons (tests, report.py, other checkouts) may run
     # at once and must not read each other's ids.
@@ -142,6 +146,7 @@ def main():
     k.add_argument("--text", help="tokenize the start of this text file with llama.cpp instead")
     k.add_argument("--ctx", type=int, default=512)
     k.add_argument("--n", type=int, default=2048)
+    k.add_argument("--bos", type=int, help="start every window with this token id")
     g = sub.add_parser("greedy")
     g.add_argument("--ref-model", required=True)
     g.add_argument("--prompt-ids")

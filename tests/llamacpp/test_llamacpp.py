@@ -1,6 +1,6 @@
 """npu-model's runtime against llama.cpp: next-token distributions (KL, top-1) and
-greedy continuations, SmolLM2 on an F16 copy of the Q4_1 file and Qwen2.5-Coder-0.5B on an F16
-copy of its Q4_K_M file, both with quant fp16 on target cpu.
+greedy continuations, SmolLM2 on an F16 copy of the Q4_1 file, Qwen2.5-Coder-0.5B and Gemma 3
+270M on F16 copies of their Q4_K_M files, all with quant fp16 on target cpu.
 
 llama.cpp runs in the llama-cpp-python venv ($NPU_LLAMA_PYTHON, built by scripts/env.sh's
 npu_llama_venv) through compare.py; the npu side through `npu logits` / `npu run`.
@@ -33,6 +33,7 @@ from make_f16 import make_f16  # noqa: E402
 
 SMOL_Q = "smollm2-135m-instruct-q4_1.gguf"
 QWEN_Q = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+GEMMA_Q = "gemma-3-270m-q4_k_m.gguf"
 
 
 def need(path: Path, what: str) -> Path:
@@ -69,6 +70,11 @@ def smol_f16() -> Path:
 @pytest.fixture(scope="module")
 def qwen_f16() -> Path:
     return Path(make_f16(str(need(CACHE / QWEN_Q, "Qwen2.5")), str(CACHE / "qwen2.5-coder-0.5b-instruct-f16.gguf")))
+
+
+@pytest.fixture(scope="module")
+def gemma_f16() -> Path:
+    return Path(make_f16(str(need(CACHE / GEMMA_Q, "Gemma 3 270M")), str(CACHE / "gemma-3-270m-f16.gguf")))
 
 
 def compare(llama_py, npu, *args) -> str:
@@ -191,3 +197,33 @@ def test_run_prompt_text_smollm2(npu, smol_f16):
     user = "Write a short story about a robot who learns to paint."
     out = run_text(npu, smol_f16, "--chat", "--system", system, "--prompt", user, "--print-ids", steps=4).stdout.decode()
     assert [int(t) for t in out.splitlines()[0].split()] == ref_ids("chat")
+
+
+# Gemma 3 270M: prompts start with <bos> (id 2), parsed as a special token by llama.cpp's
+# tokenizer; generation ends at <eos> (1) or <end_of_turn> (106).
+GEMMA_PROMPTS = {
+    "once": "<bos>Once upon a time",
+    "chat": "<bos><start_of_turn>user\nWrite a short poem about the sea.<end_of_turn>\n<start_of_turn>model\n",
+}
+
+
+@pytest.mark.parametrize("name", ["once", "chat"])
+def test_greedy_gemma3(llama_py, npu, gemma_f16, name):
+    out = CACHE / "llamacpp-ref" / f"gemma3-greedy-{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compare(llama_py, npu, "greedy", "--ref-model", gemma_f16, "--prompt-text", GEMMA_PROMPTS[name], "--steps", 32, "-o", out)
+    ref = json.loads(out.read_text())
+    assert ref["prompt_ids"][0] == 2
+    ours = greedy_npu(npu, gemma_f16, ref["prompt_ids"])
+    print(name, check_greedy(ref, ours, {1, 106}))
+
+
+def test_kl_gemma3_fp16(llama_py, npu, gemma_f16):
+    """Two windows of 1,024 tokens (each <bos> + 1,023 Moby-Dick tokens): past position 512
+    the local layers' window is in force and their ring cache has wrapped."""
+    text = need(CACHE / "moby-dick.txt", "Moby-Dick text")
+    r = json.loads(compare(llama_py, npu, "kl", "--ref-model", gemma_f16, "--model", gemma_f16, "--text", text,
+                           "--bos", 2, "--ctx", 1024, "--n", 2048))
+    print("Gemma 3 270M fp16/cpu vs llama.cpp F16:", r)
+    assert r["n"] == 2048
+    assert r["kl_mean"] < 0.001 and r["top1"] >= 0.99, r

@@ -22,7 +22,7 @@ pub fn tokenizer_file(little_endian: bool) -> &'static str {
 }
 
 /// Version of [`Entry`]'s shape.
-const ENTRY_JSON_VERSION: u32 = 2;
+const ENTRY_JSON_VERSION: u32 = 3;
 
 /// The facts about a packed model that later runs read without unpacking it.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +54,13 @@ struct ConfigJson {
     rope_neox: bool,
     rms_eps_bits: u32,
     qkv_bias: bool,
+    swa_window: u32,
+    /// The local-layer mask in hex (JSON numbers stop at 2^53).
+    swa_layers: String,
+    rope_base_local_bits: u32,
+    query_scale_dim: u32,
+    attn_softcap_bits: u32,
+    final_softcap_bits: u32,
     tied_output: bool,
     context_len: u32,
     eos: u32,
@@ -93,6 +100,12 @@ impl Entry {
                 rope_neox: c.rope_style == RopeStyle::Neox,
                 rms_eps_bits: c.rms_eps.to_bits(),
                 qkv_bias: c.qkv_bias,
+                swa_window: c.swa_window,
+                swa_layers: format!("{:x}", c.swa_layers),
+                rope_base_local_bits: c.rope_base_local.to_bits(),
+                query_scale_dim: c.query_scale_dim,
+                attn_softcap_bits: c.attn_softcap.to_bits(),
+                final_softcap_bits: c.final_softcap.to_bits(),
                 tied_output: c.tied_output,
                 context_len: c.context_len,
                 eos: c.eos,
@@ -130,6 +143,13 @@ impl Entry {
         c.rope_dim = j.rope_dim;
         c.rope_style = if j.rope_neox { RopeStyle::Neox } else { RopeStyle::Normal };
         c.qkv_bias = j.qkv_bias;
+        c.swa_window = j.swa_window;
+        c.swa_layers = u128::from_str_radix(&j.swa_layers, 16)
+            .map_err(|_| format!("swa_layers `{}` is not a hex mask", j.swa_layers))?;
+        c.rope_base_local = f32::from_bits(j.rope_base_local_bits);
+        c.query_scale_dim = j.query_scale_dim;
+        c.attn_softcap = f32::from_bits(j.attn_softcap_bits);
+        c.final_softcap = f32::from_bits(j.final_softcap_bits);
         c.eot = j.eot;
         Ok(Entry {
             blob_len: doc.blob_len,
@@ -205,6 +225,24 @@ mod tests {
         assert_eq!(Entry::from_json(&e.to_json()), Ok(e.clone()));
         e.config.eot = None;
         e.config.rope_style = RopeStyle::Normal;
+        assert_eq!(Entry::from_json(&e.to_json()), Ok(e.clone()));
+        // Gemma 2 27B's sliding window, soft caps and wide query scale.
+        e.config = ModelConfig::new(
+            Arch::Gemma2,
+            46,
+            4608,
+            32,
+            16,
+            128,
+            36864,
+            256000,
+            1e4,
+            1e-6,
+            true,
+            8192,
+            1,
+        );
+        e.config.swa_layers |= 1 << 45;
         assert_eq!(Entry::from_json(&e.to_json()), Ok(e));
     }
 

@@ -37,7 +37,7 @@ use npu_runtime::target::Target;
 use std::fmt::Write as _;
 
 /// Version of the generated text's shape (part of the cache key).
-pub const CODEGEN_VERSION: u32 = 3;
+pub const CODEGEN_VERSION: u32 = 4;
 
 fn f32_lit(v: f32) -> String {
     format!("f32::from_bits(0x{:08x})", v.to_bits())
@@ -53,7 +53,7 @@ pub fn config_literal(c: &ModelConfig) -> String {
     let m = "::npu_runtime::model";
     // Derived Debug prints exactly the variant's name, which is also its path segment.
     format!(
-        "{m}::ModelConfig {{ arch: {m}::Arch::{:?}, n_layers: {}, d_model: {}, n_heads: {}, n_kv_heads: {}, head_dim: {}, ff: {}, vocab: {}, rope_base: {}, rope_dim: {}, rope_style: {m}::RopeStyle::{:?}, rms_eps: {}, qkv_bias: {}, tied_output: {}, context_len: {}, eos: {}, eot: {} }}",
+        "{m}::ModelConfig {{ arch: {m}::Arch::{:?}, n_layers: {}, d_model: {}, n_heads: {}, n_kv_heads: {}, head_dim: {}, ff: {}, vocab: {}, rope_base: {}, rope_dim: {}, rope_style: {m}::RopeStyle::{:?}, rms_eps: {}, qkv_bias: {}, swa_window: {}, swa_layers: 0x{:x}, rope_base_local: {}, query_scale_dim: {}, attn_softcap: {}, final_softcap: {}, tied_output: {}, context_len: {}, eos: {}, eot: {} }}",
         c.arch,
         c.n_layers,
         c.d_model,
@@ -67,6 +67,12 @@ pub fn config_literal(c: &ModelConfig) -> String {
         c.rope_style,
         f32_lit(c.rms_eps),
         c.qkv_bias,
+        c.swa_window,
+        c.swa_layers,
+        f32_lit(c.rope_base_local),
+        c.query_scale_dim,
+        f32_lit(c.attn_softcap),
+        f32_lit(c.final_softcap),
         c.tied_output,
         c.context_len,
         c.eos,

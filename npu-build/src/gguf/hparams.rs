@@ -2,12 +2,14 @@
 //!
 //! Architectures are the rows of the runtime's table ([`ARCHS`]): every supported
 //! architecture stores its hyperparameters under `{arch}.` with the same key names, so a new
-//! one that follows the llama layout is one more row there, read here unchanged.
+//! one that follows the llama layout is one more row there, read here unchanged. The keys of
+//! the optional features (sliding window, soft caps) are read only for rows that have them,
+//! with the row's defaults, as llama.cpp's `load_arch_hparams` does.
 
 use super::error::ErrorKind;
 use super::{Error, Gguf};
 pub use npu_runtime::model::RopeStyle;
-use npu_runtime::model::ARCHS;
+use npu_runtime::model::{swa_pattern, ArchSpec, ARCHS, MAX_LAYERS};
 
 /// Lower-case name of a rope style, as llama.cpp prints it: `"normal"` or `"neox"`.
 pub const fn rope_style_name(style: RopeStyle) -> &'static str {
@@ -51,6 +53,26 @@ pub struct HParams {
     pub qkv_bias: bool,
     /// Whether the output projection reuses `token_embd.weight` (no `output.weight` tensor).
     pub tied_output: bool,
+    /// Whether each block normalizes q and k per head (`attn_{q,k}_norm.weight`).
+    pub qk_norm: bool,
+    /// Whether each block normalizes the attention and FFN outputs (`post_attention_norm`,
+    /// `post_ffw_norm`).
+    pub post_norms: bool,
+    /// The local layers' window in positions (`{arch}.attention.sliding_window`, else the
+    /// architecture's default); 0: every layer attends to the whole context.
+    pub sliding_window: u32,
+    /// Local layers, bit `l` for block `l`: `{arch}.attention.sliding_window_pattern` (a period,
+    /// or one bool per block), else the architecture's period. 0 without a window.
+    pub swa_layers: u128,
+    /// Rope base of the local layers (`{arch}.rope.freq_base_swa`, else the architecture's
+    /// default).
+    pub rope_freq_base_swa: f32,
+    /// Attention scores are `q·k / √query_scale_dim`.
+    pub query_scale_dim: u32,
+    /// `{arch}.attn_logit_softcapping` where the architecture has it (0: none).
+    pub attn_logit_softcapping: f32,
+    /// `{arch}.final_logit_softcapping` where the architecture has it (0: none).
+    pub final_logit_softcapping: f32,
 }
 
 /// A summary of the `tokenizer.ggml.*` metadata.
@@ -134,6 +156,18 @@ impl Gguf<'_> {
             }
             None => embedding_length / head_count,
         };
+        let value_key = key("attention.value_length");
+        match self.get_u32(&value_key)? {
+            Some(v) if v != head_dim => {
+                return Err(self.bad(
+                    &value_key,
+                    format!(
+                    "{v} differs from the key head size {head_dim}; npu-runtime needs them equal"
+                ),
+                ))
+            }
+            _ => {}
+        }
         let eps_key = key("attention.layer_norm_rms_epsilon");
         let rms_norm_eps = self
             .get_f32(&eps_key)?
@@ -143,6 +177,24 @@ impl Gguf<'_> {
         }
         let (rope_freq_base, rope_dimension_count) = self.rope(arch, head_dim)?;
         let vocab_size = self.vocab_size(arch, embedding_length)?;
+        let (sliding_window, swa_layers, rope_freq_base_swa) =
+            self.sliding_window(spec, block_count, rope_freq_base)?;
+        let softcap = |k: &str, default: Option<f32>| -> Result<f32, Error> {
+            let Some(default) = default else { return Ok(0.0) };
+            let v = self.get_f32(&key(k))?.unwrap_or(default);
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.bad(&key(k), format!("{v} is not a finite number ≥ 0")));
+            }
+            Ok(v)
+        };
+        let attn_logit_softcapping = softcap("attn_logit_softcapping", spec.attn_softcap)?;
+        let final_logit_softcapping = softcap("final_logit_softcapping", spec.final_softcap)?;
+        // llama.cpp scales Gemma 27B's queries by 1/√(d/heads), the others by 1/√head_dim.
+        let query_scale_dim = if spec.wide_query_scale_layers == block_count {
+            embedding_length / head_count
+        } else {
+            head_dim
+        };
 
         Ok(HParams {
             architecture: arch.to_owned(),
@@ -160,6 +212,14 @@ impl Gguf<'_> {
             vocab_size,
             qkv_bias: self.tensor("blk.0.attn_q.bias").is_some(),
             tied_output: self.tensor("output.weight").is_none(),
+            qk_norm: spec.qk_norm,
+            post_norms: spec.post_norms,
+            sliding_window,
+            swa_layers,
+            rope_freq_base_swa,
+            query_scale_dim,
+            attn_logit_softcapping,
+            final_logit_softcapping,
         })
     }
 
@@ -200,6 +260,74 @@ impl Gguf<'_> {
             ));
         }
         Ok((rope_freq_base, rope_dimension_count))
+    }
+
+    /// The sliding window, the local-layer mask and the local rope base, for an architecture
+    /// with local layers (llama.cpp: a window from the key or the row's default; the pattern
+    /// as one bool per block, else a period from the key or the row's). `(0, 0, global base)`
+    /// otherwise.
+    fn sliding_window(
+        &self,
+        spec: &ArchSpec,
+        block_count: u32,
+        rope_freq_base: f32,
+    ) -> Result<(u32, u128, f32), Error> {
+        let arch = spec.name;
+        let key = |k: &str| format!("{arch}.{k}");
+        let Some(sw) = spec.sliding_window else { return Ok((0, 0, rope_freq_base)) };
+        let window = self.get_u32(&key("attention.sliding_window"))?.unwrap_or(sw.default_window);
+        if window == 0 {
+            return Ok((0, 0, rope_freq_base));
+        }
+        if window > 1 << 24 {
+            return Err(self.bad(
+                &key("attention.sliding_window"),
+                format!("{window} is above 2^24 positions"),
+            ));
+        }
+        if block_count as usize > MAX_LAYERS {
+            return Err(self.bad(
+                &key("block_count"),
+                format!(
+                    "{block_count} blocks with local layers; npu-runtime runs at most {MAX_LAYERS}"
+                ),
+            ));
+        }
+        let pattern_key = key("attention.sliding_window_pattern");
+        let layers = match self.get(&pattern_key) {
+            None => swa_pattern(sw.period, block_count),
+            Some(v) => match (v.as_u64(), v.as_array()) {
+                (Some(p), _) => swa_pattern(u32::try_from(p).unwrap_or(u32::MAX), block_count),
+                (None, Some(a)) if a.len() == u64::from(block_count) => {
+                    let mut mask = 0u128;
+                    for (l, b) in a.iter().enumerate() {
+                        match b.as_bool() {
+                            Some(true) => mask |= 1 << l,
+                            Some(false) => {}
+                            None => {
+                                return Err(
+                                    self.bad(&pattern_key, "not an array of bools".to_owned())
+                                )
+                            }
+                        }
+                    }
+                    mask
+                }
+                _ => {
+                    return Err(self.bad(
+                        &pattern_key,
+                        format!("{v:?} is neither a period nor one bool per block ({block_count})"),
+                    ))
+                }
+            },
+        };
+        let base_key = key("rope.freq_base_swa");
+        let base =
+            self.get_f32(&base_key)?.unwrap_or(sw.default_local_base.unwrap_or(rope_freq_base));
+        if !(base.is_finite() && base > 0.0) {
+            return Err(self.bad(&base_key, format!("{base} is not a positive number")));
+        }
+        Ok((window, layers, base))
     }
 
     /// Tokens: length of `tokenizer.ggml.tokens`, else `{arch}.vocab_size`, else the second

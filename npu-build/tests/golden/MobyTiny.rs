@@ -87,7 +87,7 @@ static NPU_TOK: ::npu_runtime::tokenizer::TokenizerTables<'static> = ::npu_runti
 #[repr(C, align(16))]
 struct NpuTokStore<T: ?Sized>(T);
 static NPU_TOK_STORE: NpuTokStore<[u8; NPU_TOK_LEN]> = NpuTokStore(*::core::include_bytes!(::core::concat!(::core::env!("OUT_DIR"), "/npu-model/MobyTiny.tok")));
-const NPU_CONFIG: ::npu_runtime::model::ModelConfig = ::npu_runtime::model::ModelConfig { arch: ::npu_runtime::model::Arch::Llama, n_layers: 4, d_model: 128, n_heads: 4, n_kv_heads: 2, head_dim: 32, ff: 384, vocab: 1024, rope_base: f32::from_bits(0x461c4000), rope_dim: 32, rope_style: ::npu_runtime::model::RopeStyle::Normal, rms_eps: f32::from_bits(0x3727c5ac), qkv_bias: false, tied_output: true, context_len: 128, eos: 0, eot: None };
+const NPU_CONFIG: ::npu_runtime::model::ModelConfig = ::npu_runtime::model::ModelConfig { arch: ::npu_runtime::model::Arch::Llama, n_layers: 4, d_model: 128, n_heads: 4, n_kv_heads: 2, head_dim: 32, ff: 384, vocab: 1024, rope_base: f32::from_bits(0x461c4000), rope_dim: 32, rope_style: ::npu_runtime::model::RopeStyle::Normal, rms_eps: f32::from_bits(0x3727c5ac), qkv_bias: false, swa_window: 0, swa_layers: 0x0, rope_base_local: f32::from_bits(0x461c4000), query_scale_dim: 32, attn_softcap: f32::from_bits(0x00000000), final_softcap: f32::from_bits(0x00000000), tied_output: true, context_len: 128, eos: 0, eot: None };
 static NPU_MODEL: ::npu_runtime::model::Model<'static> = ::npu_runtime::model::Model { config: NPU_CONFIG, weights: ::npu_runtime::format::PackedModel { target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }, tokenizer: &NPU_TOK };
 #[allow(dead_code)]
 impl MobyTiny {

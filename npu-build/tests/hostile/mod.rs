@@ -398,7 +398,10 @@ pub fn drive<B: npu_runtime::backend::Backend>(
             2 => {
                 let _ = s.step(u.arbitrary()?);
             }
-            3 => s.truncate(u.int_in_range(0..=40)?),
+            3 => {
+                let want = u.int_in_range(0..=40)?;
+                assert!(s.truncate(want) <= want);
+            }
             4 => {
                 if let Ok(t) = s.sample(&mut sampler) {
                     assert!(t < vocab, "sampled {t} outside the vocabulary {vocab}");

@@ -17,7 +17,9 @@ pub const ARENA_ALIGN_SLACK: usize = 3;
 /// [`arena_bytes`] and by the session when it carves the arena, so they cannot disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArenaPlan {
-    /// f16 elements of the key cache `[n_layers][context][kv_dim]` (same for values).
+    /// f16 elements of the key cache (same for values): per layer
+    /// `[ModelConfig::cache_rows][kv_dim]`, layers one after the other (all `context` rows,
+    /// or a ring of `swa_window + MAX_BATCH − 1` for a local layer when that is smaller).
     pub kv_elems: usize,
     /// f32 elements of all activation buffers together.
     pub f32_elems: usize,
@@ -55,7 +57,7 @@ impl ArenaPlan {
             + c.vocab as usize
             + scratch;
         ArenaPlan {
-            kv_elems: c.n_layers as usize * ctx * kv,
+            kv_elems: c.cache_offset(c.n_layers as usize, context_len) * kv,
             f32_elems,
             u32_elems: ctx + c.vocab as usize,
             scratch,
@@ -72,7 +74,9 @@ impl ArenaPlan {
 }
 
 /// Exact bytes of the arena a session over `config` needs for a KV cache of `context_len`
-/// positions: f16 K and V caches (`2 · n_layers · context_len · kv_dim · 2` bytes),
+/// positions: f16 K and V caches (`2 · n_layers · context_len · kv_dim · 2` bytes; a local
+/// layer of a sliding-window model keeps `swa_window + MAX_BATCH − 1` positions instead when
+/// fewer),
 /// activations for [`MAX_BATCH`] rows, one row of logits, the attention scores of the query
 /// heads that share one KV head and one cache row in f32, the matmul scratch row, the token
 /// history and the sampler's candidate list, plus 3 bytes of alignment slack (any `&mut [u8]` works, no alignment required of the caller).
@@ -96,9 +100,9 @@ impl ModelConfig {
 
 /// The arena, carved. Shapes in the comments; `B` = [`MAX_BATCH`].
 pub(crate) struct Bufs<'s> {
-    /// Key cache `[n_layers][context][kv_dim]`, f16 bits.
+    /// Key cache, f16 bits: per layer `[cache_rows][kv_dim]` from `cache_offset · kv_dim`.
     pub(super) kc: &'s mut [u16],
-    /// Value cache `[n_layers][context][kv_dim]`, f16 bits.
+    /// Value cache, laid out as the key cache.
     pub(super) vc: &'s mut [u16],
     /// Residual stream `[B][d]`.
     pub(super) x: &'s mut [f32],
@@ -245,5 +249,35 @@ mod tests {
         let mut bad = C;
         bad.n_kv_heads = 4;
         assert!(bad.invalid().is_some());
+    }
+
+    #[test]
+    fn sliding_window_layers_keep_a_ring() {
+        // Gemma 3 270M at 4096 positions: 15 local layers of 512 + 15 rows, 3 global of 4096;
+        // one KV head of 256.
+        let mut c = ModelConfig::new(
+            Arch::Gemma3,
+            18,
+            640,
+            4,
+            1,
+            256,
+            2048,
+            262144,
+            1e6,
+            1e-6,
+            true,
+            4096,
+            1,
+        );
+        let full = ArenaPlan::new(&c, 4096);
+        assert_eq!(full.kv_elems, 18 * 4096 * 256);
+        c.swa_window = 512;
+        c.swa_layers = crate::model::config::swa_pattern(6, 18);
+        let plan = ArenaPlan::new(&c, 4096);
+        assert_eq!(plan.kv_elems, (15 * (512 + MAX_BATCH - 1) + 3 * 4096) * 256);
+        assert_eq!(full.bytes() - plan.bytes(), 4 * (full.kv_elems - plan.kv_elems));
+        // At a context no longer than the ring every layer keeps all positions.
+        assert_eq!(ArenaPlan::new(&c, 512).kv_elems, 18 * 512 * 256);
     }
 }

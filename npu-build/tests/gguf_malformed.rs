@@ -547,6 +547,67 @@ fn hparams_defaults_and_derived() {
 }
 
 #[test]
+fn hparams_sliding_window_and_soft_caps() {
+    let hp = |b: Builder| Gguf::from_bytes("g.gguf", &b.build()).unwrap().hparams();
+    // gemma3 without a window: every layer global, no caps; q/k norms and post-norms.
+    let h = hp(llama_like("gemma3")).unwrap();
+    assert_eq!((h.sliding_window, h.swa_layers, h.rope_style), (0, 0, RopeStyle::Neox));
+    assert!(h.qk_norm && h.post_norms);
+    assert_eq!(
+        (h.attn_logit_softcapping, h.final_logit_softcapping, h.query_scale_dim),
+        (0.0, 0.0, 16)
+    );
+    // A window: period 6 makes both blocks local; local rope base 10000 by default.
+    let h = hp(llama_like("gemma3")
+        .kv("gemma3.attention.sliding_window", v_u32(4))
+        .kv("gemma3.rope.freq_base", v_f32(1e6)))
+    .unwrap();
+    assert_eq!((h.sliding_window, h.swa_layers, h.rope_freq_base_swa), (4, 0b11, 10000.0));
+    // One bool per block, an explicit local base and an output cap.
+    let h = hp(llama_like("gemma3")
+        .kv("gemma3.attention.sliding_window", v_u32(4))
+        .kv("gemma3.attention.sliding_window_pattern", v_arr(7, &[v_bool(false), v_bool(true)]))
+        .kv("gemma3.rope.freq_base_swa", v_f32(500.0))
+        .kv("gemma3.final_logit_softcapping", v_f32(30.0)))
+    .unwrap();
+    assert_eq!(
+        (h.swa_layers, h.rope_freq_base_swa, h.final_logit_softcapping),
+        (0b10, 500.0, 30.0)
+    );
+    // gemma2 defaults: window 4096 on even blocks, the global base, caps 50 and 30.
+    let h = hp(llama_like("gemma2").kv("gemma2.rope.freq_base", v_f32(20000.0))).unwrap();
+    assert_eq!((h.sliding_window, h.swa_layers, h.rope_freq_base_swa), (4096, 0b01, 20000.0));
+    assert_eq!((h.attn_logit_softcapping, h.final_logit_softcapping), (50.0, 30.0));
+    assert!(!h.qk_norm && h.post_norms);
+    // llama and qwen2 read none of these keys.
+    let h = hp(llama_like("llama").kv("llama.attention.sliding_window", v_u32(4))).unwrap();
+    assert_eq!((h.sliding_window, h.swa_layers, h.final_logit_softcapping), (0, 0, 0.0));
+
+    for (b, want) in [
+        (
+            llama_like("gemma3")
+                .kv("gemma3.attention.sliding_window", v_u32(4))
+                .kv("gemma3.attention.sliding_window_pattern", v_arr(7, &[v_bool(true)])),
+            &["gemma3.attention.sliding_window_pattern", "one bool per block (2)"][..],
+        ),
+        (
+            llama_like("gemma3").kv("gemma3.attention.value_length", v_u32(8)),
+            &["gemma3.attention.value_length", "differs from the key head size 16"][..],
+        ),
+        (
+            llama_like("gemma2").kv("gemma2.attn_logit_softcapping", v_f32(-1.0)),
+            &["gemma2.attn_logit_softcapping", "-1"][..],
+        ),
+        (
+            llama_like("gemma3").kv("gemma3.attention.sliding_window", v_u32(u32::MAX)),
+            &["gemma3.attention.sliding_window", "2^24"][..],
+        ),
+    ] {
+        assert_has(&hp(b).unwrap_err().to_string(), want);
+    }
+}
+
+#[test]
 fn hparams_errors() {
     let bytes = llama_like("gpt2").build();
     let e = Gguf::from_bytes("g.gguf", &bytes).unwrap().hparams().unwrap_err().to_string();

@@ -196,6 +196,16 @@ fn end_of_generation_sets_match_llama_cpp() {
 }
 
 #[test]
+fn gemma3_specials_are_llama_cpps() {
+    let Some(t) = gemma3() else { return };
+    let t = t.tables();
+    assert_eq!((t.bos, t.eos, t.eot, t.eom), (Some(2), Some(1), Some(106), None));
+    assert!(t.add_bos && !t.add_eos && !t.add_space_prefix);
+    // All 6,414 control and user-defined tokens are cut out of texts (no two share a text).
+    assert_eq!(t.specials.len(), 6249 + 165);
+}
+
+#[test]
 fn streaming_decode_joins_byte_fallback_pieces() {
     let Some(tables) = gemma3() else { return };
     let tok = Tokenizer::new(tables.tables()).unwrap();

@@ -9,7 +9,8 @@
 //!   backend (SIMD kernels, bit-exact to `exec`, optional thread pool).
 //! - [`tokenizer`]: byte-level BPE and SentencePiece over static tables.
 //! - [`model`]: the model as data (`ModelConfig`, `Model`) and a `Session` over a
-//!   caller-provided arena (KV cache, activations); llama and qwen2 forward passes.
+//!   caller-provided arena (KV cache, activations); llama, qwen2, gemma2 and gemma3 forward
+//!   passes.
 //! - [`sampler`], [`generate`]: seeded sampling, the generation loop, ChatML turns.
 //! - `select` (feature `std`): the backend an application's `--backend cpu|rknpu|auto` asks
 //!   for, above the backends it chooses between.

@@ -171,7 +171,13 @@ impl Packed {
 
     /// `tensors.json`: the descriptor table.
     pub fn tensors_json(&self) -> String {
-        tensors_json(self.target, self.scheme, &self.tensors, self.blob.len(), self.blob_digest())
+        tensors_json(
+            self.target,
+            self.scheme,
+            &self.tensors,
+            self.blob.len() as u64,
+            self.blob_digest(),
+        )
     }
 
     /// Writes `model.blob`, `tensors.json` and `report.json` into `dir` (created if missing),
@@ -212,8 +218,7 @@ impl PackedTable {
 
     /// `tensors.json`: the descriptor table.
     pub fn tensors_json(&self) -> String {
-        let len = usize::try_from(self.blob_len).expect("the plan checked the blob's length");
-        tensors_json(self.target, self.scheme, &self.tensors, len, self.blob_fnv1a64)
+        tensors_json(self.target, self.scheme, &self.tensors, self.blob_len, self.blob_fnv1a64)
     }
 }
 
@@ -258,7 +263,7 @@ fn tensors_json(
     target: &'static Target,
     scheme: Scheme,
     tensors: &[TensorEntry],
-    blob_len: usize,
+    blob_len: u64,
     fnv: u64,
 ) -> String {
     let doc = TableJson {
@@ -281,7 +286,7 @@ struct TableJson<'a> {
     target: &'static str,
     scheme: &'static str,
     blob_align: u64,
-    blob_len: usize,
+    blob_len: u64,
     blob_fnv1a64: String,
     tensors: Vec<EntryJson<'a>>,
 }

@@ -202,9 +202,9 @@ pub(super) fn specials(
     // Phi-3: every special strips the whitespace after it, except <unk>, <s>, <|endoftext|>.
     let name = src.model_name.as_deref().unwrap_or("").to_lowercase();
     if name.contains("phi-3") || name.contains("phi3") {
-        for i in 0..n {
-            if attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0 {
-                attrs[i] |= attr::RSTRIP;
+        for a in attrs.iter_mut() {
+            if *a & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0 {
+                *a |= attr::RSTRIP;
             }
         }
         if let Some(&id) = by_text.get("</s>") {

@@ -118,7 +118,7 @@
 //! rewritten whenever the build script reruns, which always recompiles this crate.
 #![deny(missing_docs)]
 
-use npu_build::declare::{self, Declaration, Site};
+use npu_build::declare::{self, Declaration, Embed, Site};
 use npu_build::protocol::{self, Status};
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -128,17 +128,51 @@ use quote::quote;
 #[proc_macro_attribute]
 pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.into();
-    expand(attr.into(), item2.clone())
+    let attr2: proc_macro2::TokenStream = attr.into();
+    expand(attr2.clone(), item2.clone())
         .unwrap_or_else(|e| {
             // One error per mistake: keep the item and give it every associated item the
             // generated code has, so its uses elsewhere add no "not found" errors.
             let err = e.to_compile_error();
-            let stand_in = syn::parse2::<syn::Item>(item2.clone())
-                .ok()
-                .and_then(|it| declare::check_item(&it).ok().map(placeholder_impl));
+            let stand_in = syn::parse2::<syn::Item>(item2.clone()).ok().and_then(|it| {
+                let ident = declare::check_item(&it).ok()?;
+                let file = declare::parse_args(attr2, ident, Span::call_site())
+                    .is_ok_and(|d| d.embed == Embed::File);
+                Some(if file { placeholder_file_impl(ident) } else { placeholder_impl(ident) })
+            });
             quote! { #err #item2 #stand_in }
         })
         .into()
+}
+
+/// [`placeholder_impl`] for `embed = "file"`: its items instead of `model()` and `blob()`
+/// (keep in step with `npu_build::codegen::blob_file::items`).
+fn placeholder_file_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
+    let common = placeholder_common(ident);
+    quote! {
+        #common
+        #[allow(dead_code, clippy::all)]
+        impl #ident {
+            /// Placeholder.
+            pub const BLOB_FILE: &'static str = "";
+            /// Placeholder.
+            pub fn blob_path() -> ::core::result::Result<::std::path::PathBuf, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn load() -> ::core::result::Result<&'static ::npu_runtime::model::Model<'static>, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn load_from(_path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<::npu_runtime::model::Model<'static>, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn verify_from(_path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+        }
+    }
 }
 
 /// The items of `npu_build::codegen::assemble`'s `impl`, with inert values: emitted next to
@@ -146,6 +180,25 @@ pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// instead of repeating the error as "no associated item" errors. Keep the names and types
 /// in step with `assemble`.
 fn placeholder_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
+    let common = placeholder_common(ident);
+    quote! {
+        #common
+        #[allow(dead_code, clippy::all)]
+        impl #ident {
+            /// Placeholder.
+            pub fn model() -> &'static ::npu_runtime::model::Model<'static> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn blob() -> &'static [u8] {
+                &[]
+            }
+        }
+    }
+}
+
+/// The placeholder items every embedding mode has.
+fn placeholder_common(ident: &syn::Ident) -> proc_macro2::TokenStream {
     quote! {
         #[allow(dead_code, clippy::all)]
         impl #ident {
@@ -168,16 +221,8 @@ fn placeholder_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
             /// Placeholder.
             pub const EMBED: &'static str = "bytes";
             /// Placeholder.
-            pub fn model() -> &'static ::npu_runtime::model::Model<'static> {
-                ::core::unreachable!()
-            }
-            /// Placeholder.
             pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> {
                 ::core::unreachable!()
-            }
-            /// Placeholder.
-            pub fn blob() -> &'static [u8] {
-                &[]
             }
         }
     }

@@ -15,6 +15,10 @@
 //! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables, borrowed from `OUT_DIR/npu-model/<Name>.tok` |
 //! | `Name::blob() -> &'static [u8]` | the packed weights, in place |
 //!
+//! With `embed = "file"` the blob is not in the binary: `model()` and `blob()` give way to
+//! `BLOB_FILE`, `blob_path()`, `load()`, `load_from(path)` and `verify_from(path)`
+//! ([`blob_file`]), which map the blob file and return errors naming the path.
+//!
 //! plus const assertions (`const _: () = assert!(..)`): the config is consistent, blob plus
 //! arena fit the target's memory window and the host's address space, every shard is
 //! 64-byte aligned and inside the blob, the blob's storage is aligned.
@@ -28,6 +32,8 @@
 //! [`OwnedTokenizerTables::to_bytes`]: crate::tokenizer::OwnedTokenizerTables::to_bytes
 //! No absolute path, time or hash-map order reaches the text: files are named through
 //! `concat!(env!("OUT_DIR"), ..)`, floats are written as bit patterns.
+
+mod blob_file;
 
 use crate::declare::Embed;
 use crate::pack::Packed;
@@ -171,6 +177,11 @@ pub enum BlobRef {
         /// Symbol name.
         symbol: String,
     },
+    /// A blob file beside the executable, mapped by the generated `load()`.
+    File {
+        /// The file's name.
+        file_name: String,
+    },
 }
 
 /// What [`assemble`] needs besides the model part.
@@ -205,6 +216,7 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     let embed = match a.blob {
         BlobRef::Bytes { .. } => Embed::Bytes,
         BlobRef::Object { .. } => Embed::Object,
+        BlobRef::File { .. } => Embed::File,
     };
     let mut s = String::new();
     let _ = writeln!(
@@ -219,14 +231,20 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
         embed.name()
     );
     s.push_str("const _: () = {\n");
-    s.push_str(&blob_storage(a));
+    if !matches!(a.blob, BlobRef::File { .. }) {
+        s.push_str(&blob_storage(a));
+    }
     s.push_str(model_part);
     s.push_str(&crate::tokenizer::store_source(
         "NPU_TOK",
         &format!("npu-model/{}", a.tokenizer_file),
     ));
     let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
-    let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
+    if matches!(a.blob, BlobRef::File { .. }) {
+        s.push_str(&blob_file::storage(a));
+    } else {
+        let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
+    }
     s.push_str(&associated_items(a, embed));
     s.push_str(&checks(a));
     s.push_str("};\n");
@@ -253,6 +271,7 @@ fn blob_storage(a: &Assembly<'_>) -> String {
                 "const _: () = ::core::assert!(::core::mem::align_of::<NpuAligned<[u8; 0]>>() as u64 >= {f}::BLOB_ALIGN, \"npu-model: the blob's storage is less aligned than npu_runtime::format::BLOB_ALIGN\");"
             );
         }
+        BlobRef::File { .. } => {}
         BlobRef::Object { symbol } => {
             s.push_str("unsafe extern \"C\" {\n");
             let _ = writeln!(s, "    #[link_name = \"{symbol}\"]");
@@ -306,15 +325,19 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
     );
     item("Quantization scheme.", format!("pub const SCHEME: {f}::Scheme = NPU_SCHEME;"));
     item(
-        "How the blob is linked: `\"bytes\"` or `\"object\"`.",
+        "How the blob reaches the program: `\"bytes\"`, `\"object\"` or `\"file\"`.",
         format!("pub const EMBED: &'static str = {:?};", embed.name()),
     );
-    item(
-        "The model: config, descriptor table and blob, all static.",
-        format!("pub fn model() -> &'static {m}::Model<'static> {{ &NPU_MODEL }}"),
-    );
     item("The tokenizer tables.", "pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> { &NPU_TOK }".into());
-    item("The packed weights, in place.", "pub fn blob() -> &'static [u8] { NPU_BLOB }".into());
+    if let BlobRef::File { file_name } = &a.blob {
+        blob_file::items(file_name, item);
+    } else {
+        item(
+            "The model: config, descriptor table and blob, all static.",
+            format!("pub fn model() -> &'static {m}::Model<'static> {{ &NPU_MODEL }}"),
+        );
+        item("The packed weights, in place.", "pub fn blob() -> &'static [u8] { NPU_BLOB }".into());
+    }
     s.push_str("}\n");
     s
 }

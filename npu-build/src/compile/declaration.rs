@@ -11,6 +11,7 @@ use crate::gguf::Gguf;
 use crate::model::{LoadError, OwnedModel};
 use crate::pack::{self, PackOptions};
 use crate::protocol;
+use npu_runtime::blob_file::Header;
 use npu_runtime::model::{arena_bytes, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -195,8 +196,8 @@ fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelCon
     Ok((config, embed))
 }
 
-/// Puts the blob where the generated code finds it: a static library (`Object`) or a file
-/// for `include_bytes!`. A stamp naming mode, digest, symbol and target skips the work when
+/// Puts the blob where the generated code finds it: a static library (`Object`), a file
+/// for `include_bytes!` (`Bytes`), or a blob file beside the executable (`File`). A stamp naming mode, digest, symbol and target skips the work when
 /// nothing changed.
 fn embed_blob(
     ctx: &Ctx,
@@ -223,6 +224,16 @@ fn embed_blob(
     };
     let t1 = Instant::now();
     let (out, stale) = match embed {
+        Embed::File => {
+            let dir = ctx.blob_dir.clone().map_err(|m| (Site::Embed, m))?;
+            let name = embed::file::file_name(&ctx.crate_name, &d.name);
+            let header = Header::new(entry.blob_len, entry.blob_sha256);
+            embed::file::write(&blob_path, &dir.join(&name), &header)
+                .map_err(|m| (Site::Embed, m))?;
+            let _ = std::fs::remove_file(&stamp_path);
+            let _ = std::fs::remove_file(&lib_file);
+            ((BlobRef::File { file_name: name }, None), bytes_file)
+        }
         Embed::Object => {
             if !(fresh && lib_file.is_file()) {
                 let _ = std::fs::remove_file(&stamp_path);

@@ -115,6 +115,10 @@ fn pack_into_cache(
     let g =
         Gguf::open(file).map_err(|e| (Site::Path, format!("cannot read the GGUF file: {e}")))?;
     let opts = PackOptions { target: d.target, scheme: d.scheme, threads: ctx.threads };
+    // A blob that cannot be embedded as declared fails before it is packed.
+    if let (Ok(len), Ok(target)) = (pack::planned_blob_len(&g, &opts), &ctx.target) {
+        embed::check_limits(d.embed, len, target).map_err(|m| (embed_site(d), m))?;
+    }
     let OwnedModel { config, packed, tokenizer } =
         OwnedModel::from_gguf(&g, &opts, None).map_err(|e| match e {
             LoadError::Pack(e) => {
@@ -191,9 +195,18 @@ fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelCon
             ),
         ));
     }
-    let site = if d.embed == Embed::Auto { Site::Attr } else { Site::Embed };
-    let embed = embed::check_limits(d.embed, entry.blob_len, target).map_err(|m| (site, m))?;
+    let embed =
+        embed::check_limits(d.embed, entry.blob_len, target).map_err(|m| (embed_site(d), m))?;
     Ok((config, embed))
+}
+
+/// Where an embedding error shows: the `embed` value, or the attribute when it has none.
+fn embed_site(d: &Declaration) -> Site {
+    if d.embed == Embed::Auto {
+        Site::Attr
+    } else {
+        Site::Embed
+    }
 }
 
 /// Puts the blob where the generated code finds it: a static library (`Object`), a file

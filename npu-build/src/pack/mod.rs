@@ -313,3 +313,10 @@ impl<'a> EntryJson<'a> {
         }
     }
 }
+
+/// The blob length packing `src` for `opts` will produce, from the plan alone (no value is
+/// read): for checks that should fail before minutes of packing (the blob's size against how
+/// it is embedded).
+pub fn planned_blob_len(src: &dyn TensorSource, opts: &PackOptions) -> Result<u64, PackError> {
+    plan::plan(&src.tensors(), opts).map(|(_, len)| len)
+}

@@ -8,9 +8,10 @@
 #
 #   scripts/link-large-blob.sh [work-dir]      (default /tmp/npu-large-blob; needs ~10 GB free)
 #
-# NPU_BLOB_MIB sets the blob's size (default 4608 = 4.5 GiB; the second marker moves to the
-# last MiB when the blob is 4 GiB or less); NPU_BLOB_ROWS picks rows by name (default all:
-# x86_64-rodata x86_64-lrodata aarch64-rodata).
+# NPU_BLOB_MIB sets the blob's size (default 4608 = 4.5 GiB; a marker past the end moves to
+# the blob's last MiBs); NPU_BLOB_ROWS picks rows by name (default all:
+# x86_64-rodata x86_64-lrodata aarch64-rodata); NPU_BLOB_MAP=1 keeps each link map in
+# <work-dir>/<row>/map.txt.
 #
 # aarch64 uses the cross toolchain scripts/test-aarch64.sh installs (gcc-aarch64-linux-gnu,
 # qemu-user); its rows are skipped when that is absent.
@@ -21,8 +22,11 @@ mkdir -p "$W"
 MIB=${NPU_BLOB_MIB:-4608}
 ROWS=${NPU_BLOB_ROWS:-x86_64-rodata x86_64-lrodata aarch64-rodata}
 LEN=$((MIB << 20))
-M2=$(((2048 + 1) << 20))      # marker offsets: 2 GiB + 1 MiB, 4 GiB + 1 MiB (or the last MiB)
+# Marker offsets: 2 GiB + 1 MiB and 4 GiB + 1 MiB, each moved to the last MiB of a blob too
+# short for it (a marker past the end would lengthen the file).
+M2=$(((2048 + 1) << 20))
 M4=$(((4096 + 1) << 20))
+[ "$MIB" -gt 2049 ] || M2=$(((MIB - 2) << 20))
 [ "$MIB" -gt 4097 ] || M4=$(((MIB - 1) << 20))
 
 # The blob: sparse, two marker bytes.
@@ -58,8 +62,8 @@ row() {
   case " $ROWS " in *" $name "*) ;; *) return ;; esac
   local d="$W/$name"
   mkdir -p "$d"
-  printf '\t.section %s,"%s",%%progbits\n\t.balign 64\n\t.globl npu_model_large_blob\n\t.type npu_model_large_blob,%%object\n\t.size npu_model_large_blob,%d\nnpu_model_large_blob:\n\t.incbin "%s"\n' \
-    "$section" "$flags" "$LEN" "$W/blob.bin" >"$d/blob.s"
+  printf '\t.section %s,"%s",%%progbits\n\t.balign 64\n\t.globl npu_model_large_blob\n\t.type npu_model_large_blob,%%object\n\t.size npu_model_large_blob,%d\nnpu_model_large_blob:\n\t.incbin "%s",0,%d\n' \
+    "$section" "$flags" "$LEN" "$W/blob.bin" "$LEN" >"$d/blob.s"
   local t0=$SECONDS
   if ! $as -o "$d/blob.o" "$d/blob.s" 2>"$d/as.err"; then
     echo "| $name | assemble failed: $(head -c 300 "$d/as.err" | tr '\n' ' ') |"
@@ -67,7 +71,9 @@ row() {
   fi
   ar crs "$d/libblob.a" "$d/blob.o" 2>/dev/null || "${as%as}ar" crs "$d/libblob.a" "$d/blob.o"
   rm -f "$d/blob.o"
-  if ! rustc --edition 2021 -O --target "$target" -C linker="$linker" \
+  local map=()
+  [ -z "${NPU_BLOB_MAP:-}" ] || map=(-C "link-arg=-Wl,-Map=$d/map.txt")
+  if ! rustc --edition 2021 -O --target "$target" -C linker="$linker" "${map[@]}" \
       -L "native=$d" -l static=blob -o "$d/main" "$W/main.rs" 2>"$d/link.err"; then
     local why
     why=$(grep -o -E "relocation truncated to fit[^']*|[^ ]* out of range[^']*|relocation [^ ]* out of range[^']*|section .* will not fit[^']*|error: [^']*" "$d/link.err" | sort -u | head -3 | tr '\n' ';')

@@ -44,6 +44,7 @@
 //! | `CONTEXT: u32`, `ARENA_BYTES: usize` | the context the arena is sized for, and the arena's exact size |
 //! | `BLOB_LEN: usize`, `BLOB_SHA256: [u8; 32]` | size and digest of the packed weights |
 //! | `TARGET`, `SCHEME`, `EMBED` | what the weights were packed for, how they are linked |
+//! | `IOMMU_DOMAINS`, `TENSOR_DOMAINS` | the NPU memory plan: domains used, each tensor's domain |
 //! | `model() -> &'static Model<'static>` | config + descriptor table + weights, nothing parsed at startup |
 //! | `tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
 //! | `blob() -> &'static [u8]` | the packed weights, in place (64-byte aligned) |
@@ -92,18 +93,45 @@
 //! `embed` (optional, default `"auto"`): how the packed weights reach the binary.
 //! `"bytes"` includes them with `include_bytes!` into an aligned static: simple, but rustc
 //! holds every byte (~14x the blob in memory, ~0.15 s/MiB), so it suits firmware-sized
-//! blobs. `"object"` has the build script write an object file for the compilation target
-//! and link it as a static library, so rustc never sees the bytes (ELF and COFF targets:
-//! x86, x86-64, ARM, AArch64, RISC-V). `"auto"` picks `"bytes"` up to 16 MiB and `"object"`
-//! above. Blobs of 1 GiB and more go into x86-64's large data section; on AArch64 blobs over
-//! 3.5 GiB are refused (ADRP reaches +-4 GiB and there is no larger code model).
+//! blobs (at most 512 MiB). `"object"` has the build script write an object file for the
+//! compilation target and link it as a static library, so rustc never sees the bytes (ELF
+//! and COFF targets: x86, x86-64, ARM, AArch64, RISC-V). `"auto"` picks `"bytes"` up to
+//! 16 MiB and `"object"` above. Linked blobs are limited by how far the target's code
+//! reaches its data: none on x86-64 (blobs of 1 GiB and more go into the large data
+//! section; a 4.5 GiB blob links and reads back), 1.5 GiB on AArch64 and RISC-V 64
+//! (32-bit PC-relative references across the blob; docs/large-blobs.md has the
+//! measurements). A blob over the limit is a compile error naming both sizes.
+//!
+//! `"file"` links nothing: the build writes the blob, after a 64-byte header (magic,
+//! version, length, SHA-256), to `<crate>-<Name>.npublob` beside the executable (the cargo
+//! profile directory; `NPU_BUILD_BLOB_DIR` or `npu_build::Config::blob_dir` choose another),
+//! and the struct gets, instead of `model()` and `blob()`:
+//!
+//! | item | what |
+//! |---|---|
+//! | `BLOB_FILE: &str` | the file's name |
+//! | `blob_path() -> Result<PathBuf, BlobFileError>` | beside the running executable |
+//! | `load() -> Result<&'static Model<'static>, BlobFileError>` | maps the file at `blob_path()` once (header and size checked against `BLOB_LEN` / `BLOB_SHA256`, nothing parsed) |
+//! | `load_from(path) -> Result<Model<'static>, BlobFileError>` | the same for a file elsewhere |
+//! | `verify_from(path) -> Result<(), BlobFileError>` | also hashes every byte |
+//!
+//! `BlobFileError` (`npu_runtime::blob_file::load`, feature `std`) names the path and the
+//! reason: missing, wrong size, wrong header, corrupt. Ship the file with the executable.
 //!
 //! ```ignore
 //! #[npu_model(path = "tiny.gguf", target = "cpu", quant = "int8", embed = "bytes")]
 //! pub struct Firmware;
 //! #[npu_model(path = "big.gguf", target = "rk3588", quant = "int4", embed = "object")]
 //! pub struct Linked;
+//! #[npu_model(path = "huge.gguf", target = "rk3588", quant = "int8", embed = "file")]
+//! pub struct Beside;
+//! // let model = Beside::load()?;
 //! ```
+//!
+//! NPU memory: on RKNPU targets the runtime places the tensors into IOMMU domains of
+//! `Target::max_buffer` bytes each (at most `Target::iommu_domains`); the plan is made at
+//! pack time and generated as `IOMMU_DOMAINS` and `TENSOR_DOMAINS`. A tensor larger than a
+//! domain, or a model needing more domains than the target has, is a compile error.
 //!
 //! # Errors
 //!
@@ -214,6 +242,10 @@ fn placeholder_common(ident: &syn::Ident) -> proc_macro2::TokenStream {
             pub const BLOB_LEN: usize = 0;
             /// Placeholder.
             pub const BLOB_SHA256: [u8; 32] = [0; 32];
+            /// Placeholder.
+            pub const IOMMU_DOMAINS: u32 = 0;
+            /// Placeholder.
+            pub const TENSOR_DOMAINS: &'static [u8] = &[];
             /// Placeholder.
             pub const TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::Cpu;
             /// Placeholder.

@@ -13,7 +13,8 @@
 //! `blk.1.ffn_norm.weight` has shape `[0]` (`moby-zero-dim.gguf`) or `[64]`
 //! (`moby-short-norm.gguf`) instead of `[128]`, edited in the tensor table.
 //!
-//! `NPU_UI_BLESS=1` rewrites the expected files. Cases run in a shared target directory
+//! `NPU_UI_BLESS=1` rewrites the expected files; `NPU_UI_TARGET=<triple>` builds (and runs,
+//! through cargo's runner for it) for another target. Cases run in a shared target directory
 //! (`$CARGO_TARGET_DIR/npu-ui` or `target/npu-ui`), so npu-build is compiled once.
 
 use std::path::{Path, PathBuf};
@@ -309,8 +310,13 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
     }
     write_models(&work.join("models"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // NPU_UI_TARGET cross-builds (and runs through cargo's runner for that target, e.g.
+    // qemu-user, as scripts/test-aarch64.sh sets it up).
+    let target: Vec<String> =
+        std::env::var("NPU_UI_TARGET").map(|t| vec!["--target".into(), t]).unwrap_or_default();
     let out = Command::new(&cargo)
         .args(["build", "--color=never", "--quiet"])
+        .args(&target)
         .current_dir(&work)
         .env("CARGO_TARGET_DIR", target_dir)
         .env_remove("NPU_BUILD_CACHE")
@@ -346,6 +352,7 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
             if work.join("src/main.rs").exists() {
                 let run = Command::new(&cargo)
                     .args(["run", "--color=never", "--quiet"])
+                    .args(&target)
                     .current_dir(&work)
                     .env("CARGO_TARGET_DIR", target_dir)
                     .env("NPU_UI_MODELS", work.join("models"))

@@ -9,6 +9,7 @@
 //! | `Name::CONFIG: ModelConfig` | hyperparameters, context length, stop tokens |
 //! | `Name::CONTEXT`, `Name::ARENA_BYTES` | the context the arena is sized for, and its exact size ([`npu_runtime::model::arena_bytes`], evaluated by rustc) |
 //! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
+//! | `Name::IOMMU_DOMAINS`, `Name::TENSOR_DOMAINS` | the IOMMU domains the NPU buffers occupy, and each tensor's domain (checked at pack time: no tensor crosses a domain, no more domains than the target has) |
 //! | `Name::NPU_BUFFERS` | NPU buffers (file descriptors) the RKNPU backend allocates ([`npu_runtime::rknpu::plan`]) |
 //! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
 //! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob + tokenizer tables, all static |
@@ -43,7 +44,7 @@ use npu_runtime::target::Target;
 use std::fmt::Write as _;
 
 /// Version of the generated text's shape (part of the cache key).
-pub const CODEGEN_VERSION: u32 = 3;
+pub const CODEGEN_VERSION: u32 = 4;
 
 fn f32_lit(v: f32) -> String {
     format!("f32::from_bits(0x{:08x})", v.to_bits())
@@ -96,7 +97,12 @@ fn layout_literal(l: &Layout) -> String {
 /// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK` over the bytes of
 /// `NPU_TOK_STORE`, through the tokenizer's own emitter) and the `PackedModel` fields. Items
 /// are private to the block.
-pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
+pub fn model_part(
+    packed: &Packed,
+    tokenizer_source: &str,
+    tensor_domains: &[u8],
+    domains: u32,
+) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
     let descs = packed.descs();
@@ -106,6 +112,12 @@ pub fn model_part(packed: &Packed, tokenizer_source: &str) -> String {
         _ => npu_runtime::rknpu::plan::buffer_count(&descs, budget),
     };
     let _ = writeln!(s, "const NPU_BUFFERS: usize = {buffers};");
+    let _ = writeln!(s, "const NPU_IOMMU_DOMAINS: u32 = {domains};");
+    let _ = writeln!(
+        s,
+        "const NPU_TENSOR_DOMAINS: [u8; {}] = {tensor_domains:?};",
+        tensor_domains.len()
+    );
     let _ = writeln!(s, "// Descriptor table: {} tensors, blob order.", packed.tensors.len());
     let _ =
         writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
@@ -280,7 +292,7 @@ fn blob_storage(a: &Assembly<'_>) -> String {
             s.push_str("static NPU_BLOB: &[u8] = unsafe { &NPU_BLOB_STORE };\n");
             let _ = writeln!(
                 s,
-                "#[cfg(target_arch = \"aarch64\")]\nconst _: () = ::core::assert!(NPU_BLOB_LEN as u64 <= {}, \"npu-model: `{}`: the blob is beyond AArch64's ADRP reach (+-4 GiB minus room for code and data)\");",
+                "#[cfg(target_arch = \"aarch64\")]\nconst _: () = ::core::assert!(NPU_BLOB_LEN as u64 <= {}, \"npu-model: `{}`: the blob is larger than an AArch64 executable can link (+-2 GiB of .eh_frame reach minus room for code); use embed = \\\"file\\\"\");",
                 crate::embed::AARCH64_MAX_BLOB,
                 a.name
             );
@@ -318,6 +330,11 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
         "SHA-256 of the packed weights.",
         format!("pub const BLOB_SHA256: [u8; 32] = {:?};", a.blob_sha256),
     );
+    item(
+        "IOMMU domains the model's NPU buffers occupy (0 for the cpu target).",
+        "pub const IOMMU_DOMAINS: u32 = NPU_IOMMU_DOMAINS;".into(),
+    );
+    item("Per tensor of the descriptor table, the IOMMU domain that holds it (255: not in NPU memory), as the RKNPU backend places it (`npu_runtime::rknpu::plan`).", "pub const TENSOR_DOMAINS: &'static [u8] = &NPU_TENSOR_DOMAINS;".into());
     item("NPU buffers (dma-buf file descriptors) the RKNPU backend allocates for this model: `RLIMIT_NOFILE` must exceed it (0 for the cpu target).", "pub const NPU_BUFFERS: usize = NPU_BUFFERS;".into());
     item(
         "Target profile the weights are packed for.",
@@ -347,7 +364,7 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
 /// aligned and inside the blob.
 fn checks(a: &Assembly<'_>) -> String {
     let m = "::npu_runtime::model";
-    let (name, ctx, window) = (a.name, a.config.context_len, a.target.iommu_window);
+    let (name, ctx, window) = (a.name, a.config.context_len, a.target.npu_memory());
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -355,9 +372,10 @@ fn checks(a: &Assembly<'_>) -> String {
     );
     let _ = writeln!(
         s,
-        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= {window}u128, \"npu-model: `{name}`: packed weights plus the arena for context {ctx} exceed the memory target `{}` can address ({} bytes per IOMMU domain); lower `context` or choose a smaller quant\");",
+        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= {window}u128, \"npu-model: `{name}`: packed weights plus the arena for context {ctx} exceed the memory target `{}` can address ({} bytes in {} IOMMU domains); lower `context` or choose a smaller quant\");",
         a.target.name,
-        window
+        window,
+        a.target.iommu_domains
     );
     let _ = writeln!(
         s,

@@ -139,7 +139,14 @@ fn pack_into_cache(
         tokenizer_len: tok_bytes[0].len() as u64,
         config,
     };
-    let part = codegen::model_part(&packed, &tokenizer.to_rust_source("NPU_TOK"));
+    let domains =
+        super::domains::plan_domains(&packed.descs(), d.target).map_err(|m| (Site::Quant, m))?;
+    let part = codegen::model_part(
+        &packed,
+        &tokenizer.to_rust_source("NPU_TOK"),
+        &domains.of_tensor,
+        domains.domains,
+    );
     let dir = ctx
         .cache
         .put(key, |dir| {
@@ -186,12 +193,13 @@ fn check(d: &Declaration, entry: &Entry, target: &ObjTarget) -> Result<(ModelCon
         return Err((Site::Path, msg));
     }
     let arena = arena_bytes(&config, context) as u64;
-    if entry.blob_len.saturating_add(arena) > d.target.iommu_window {
+    let memory = d.target.npu_memory();
+    if entry.blob_len.saturating_add(arena) > memory {
         return Err((
             if d.context_given { Site::Context } else { Site::Quant },
             format!(
-                "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {} bytes target `{}` addresses in one IOMMU domain; lower `context` or choose a smaller quant",
-                entry.blob_len, d.target.iommu_window, d.target.name
+                "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {memory} bytes target `{}` addresses ({} IOMMU domains of {} bytes); lower `context` or choose a smaller quant",
+                entry.blob_len, d.target.name, d.target.iommu_domains, d.target.iommu_window
             ),
         ));
     }

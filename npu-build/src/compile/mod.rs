@@ -21,6 +21,7 @@
 //! to a declaration: not running inside a build script, or `OUT_DIR` not writable.
 
 mod declaration;
+mod domains;
 
 use crate::cache::{self, Cache, Key};
 use crate::declare::{Embed, Site};

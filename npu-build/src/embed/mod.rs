@@ -19,10 +19,12 @@
 //!   which linkers place after everything the small model reaches; Rust code reaches it
 //!   through the GOT. A 4.5 GiB blob links and reads back there: no limit below the
 //!   address space.
-//! - AArch64: ADRP reaches ±4 GiB and there is no medium/large code model to escape it, so
-//!   the whole image (code, blob, data) must span less than 4 GiB: blobs above
-//!   [`AARCH64_MAX_BLOB`] are refused (a 4.5 GiB blob fails to link with
-//!   `R_AARCH64_ADR_PREL_PG_HI21` overflows).
+//! - AArch64: there is no large code model for position-independent executables, and the
+//!   linker (GNU ld) places the blob, like all read-only data, between `.text` and
+//!   `.eh_frame`, whose entries point back at the code with 32-bit PC-relative
+//!   `R_AARCH64_PREL32` (±2 GiB); ADRP (±4 GiB) is the next wall. A 3.5 GiB blob fails to
+//!   link on the first, a 4.5 GiB one on both; 1.5 GiB links. Blobs above
+//!   [`AARCH64_MAX_BLOB`] are refused.
 //! - RISC-V 64: the medany code model reaches ±2 GiB with AUIPC pairs (RISC-V ELF psABI,
 //!   "Code models"): blobs above [`RISCV64_MAX_BLOB`] are refused.
 //! - 32-bit targets: an array cannot exceed `isize::MAX` bytes.
@@ -39,8 +41,9 @@ use crate::declare::Embed;
 /// the rest of the image (code, std's rodata, data) must also fit in the ±2 GiB window.
 pub const X86_64_LARGE_SECTION: u64 = 1 << 30;
 
-/// Largest blob linked on AArch64: 4 GiB of ADRP reach minus 512 MiB kept for code and data.
-pub const AARCH64_MAX_BLOB: u64 = (4 << 30) - (512 << 20);
+/// Largest blob linked on AArch64: the ±2 GiB of `.eh_frame`'s 32-bit PC-relative entries,
+/// which span the blob, minus 512 MiB kept for code and the rest of the read-only data.
+pub const AARCH64_MAX_BLOB: u64 = (2 << 30) - (512 << 20);
 
 /// Largest blob linked on RISC-V 64: medany's ±2 GiB reach minus 512 MiB for code and data.
 pub const RISCV64_MAX_BLOB: u64 = (2 << 30) - (512 << 20);
@@ -163,7 +166,7 @@ pub fn max_linked_blob(t: &ObjTarget) -> Option<(u64, &'static str)> {
     match t.arch.as_str() {
         "aarch64" => Some((
             AARCH64_MAX_BLOB,
-            "AArch64 code reaches data with ADRP (+-4 GiB) and has no larger code model, so code, blob and data must fit in 4 GiB",
+            "the blob lies between the code and .eh_frame, whose 32-bit PC-relative entries reach +-2 GiB, and AArch64 executables have no larger code model",
         )),
         "riscv64" => Some((
             RISCV64_MAX_BLOB,
@@ -261,8 +264,8 @@ mod tests {
         let a64 = t("aarch64", "linux", 64);
         assert_eq!(check_limits(Embed::Object, AARCH64_MAX_BLOB, &a64), Ok(Embed::Object));
         let e = check_limits(Embed::Auto, 4608 << 20, &a64).unwrap_err();
-        assert!(e.starts_with("the packed model is 4831838208 bytes (4.50 GiB), more than the 3758096384 bytes (3.50 GiB)"), "{e}");
-        assert!(e.contains("ADRP") && e.contains("embed = \"file\""), "{e}");
+        assert!(e.starts_with("the packed model is 4831838208 bytes (4.50 GiB), more than the 1610612736 bytes (1.50 GiB)"), "{e}");
+        assert!(e.contains(".eh_frame") && e.contains("embed = \"file\""), "{e}");
         assert_eq!(check_limits(Embed::File, 4608 << 20, &a64), Ok(Embed::File));
         let rv = t("riscv64", "linux", 64);
         assert!(check_limits(Embed::Object, 2 << 30, &rv).unwrap_err().contains("AUIPC"));

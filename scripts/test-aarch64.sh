@@ -22,6 +22,9 @@ cargo test --release --target "$T" -p npu-build --test cpu_fast
 # aarch64 cdylib next to it with dlopen, as on a board): bit-exact matmuls, the tiny model's
 # greedy tokens for all five schemes equal to the CPU's, all 3 cores used.
 cargo test --release --target "$T" -p rknpu-sim --test backend
+# An application with embed = "file" cross-builds, links, and under qemu maps its blob file
+# from beside the executable and generates the same tokens as the embedded model.
+NPU_UI_TARGET="$T" NPU_UI_CASE=embed_file cargo test --release -p npu-model-macro --test ui
 # The no_std runtime for bare-metal aarch64 (firmware) compiles with its kernels.
 rustup target list --installed | grep -qx aarch64-unknown-none || rustup target add aarch64-unknown-none
 cargo build --release --target aarch64-unknown-none -p npu-runtime

@@ -21,7 +21,7 @@
 //! | `target = "..."` | yes | a target profile name (`rk3588`, `rk3576`, `rk3566`, `rk3568`, `cpu`) |
 //! | `quant = "..."` | yes | a scheme (`fp16`, `int8`, `int8_hadamard`, `int4`, `int4_hadamard`) |
 //! | `context = N` | no, [`DEFAULT_CONTEXT`] | tokens of KV cache the arena is sized for |
-//! | `embed = "auto" \| "bytes" \| "object"` | no, `auto` | how the blob reaches the binary ([`Embed`]) |
+//! | `embed = "auto" \| "bytes" \| "object" \| "file"` | no, `auto` | how the blob reaches the binary ([`Embed`]) |
 
 use npu_runtime::format::Scheme;
 use npu_runtime::target::Target;
@@ -57,11 +57,14 @@ pub enum Embed {
     /// An object file written by the build script, archived as a static library and linked:
     /// rustc never sees the bytes.
     Object,
+    /// Not linked: a file beside the executable (header + blob, `npu_runtime::blob_file`),
+    /// mapped at run time by the generated `load()`. For blobs no linker can place.
+    File,
 }
 
 impl Embed {
     /// Every mode, in documentation order.
-    pub const ALL: [Embed; 3] = [Embed::Auto, Embed::Bytes, Embed::Object];
+    pub const ALL: [Embed; 4] = [Embed::Auto, Embed::Bytes, Embed::Object, Embed::File];
 
     /// The name used in the attribute.
     pub const fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Embed {
             Embed::Auto => "auto",
             Embed::Bytes => "bytes",
             Embed::Object => "object",
+            Embed::File => "file",
         }
     }
 

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! [`compile()`] is `Config::from_env().compile()`; [`Config`] sets the same things in code
-//! (`Config::new().cache_dir(..).threads(..).verbose(..).compile()`), with the environment
-//! variables `NPU_BUILD_CACHE`, `NPU_BUILD_THREADS` and `NPU_BUILD_VERBOSE` as the documented
+//! (`Config::new().cache_dir(..).threads(..).verbose(..).blob_dir(..).compile()`), with the
+//! environment variables `NPU_BUILD_CACHE`, `NPU_BUILD_THREADS`, `NPU_BUILD_VERBOSE` and
+//! `NPU_BUILD_BLOB_DIR` as the documented
 //! defaults of [`Config::from_env`]. Mistakes in a declaration are not `Err`: they become
 //! compile errors at the attribute ([`protocol`]).
 //!
@@ -38,7 +39,7 @@
 //!    through which the build script reports to the attribute.
 //! 11. The build path, private: `discover` (declarations in the crate's sources), `cache`
 //!     (content-hash keyed packed models: blob, tokenizer bytes, code), `embed` (the blob into the binary: aligned
-//!     `include_bytes!` or a linked object file), `codegen` (the generated Rust), `compile`
+//!     `include_bytes!` or a linked object file; or into a file beside it), `codegen` (the generated Rust), `compile`
 //!     ([`Config`]).
 #![deny(missing_docs)]
 

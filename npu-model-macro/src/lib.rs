@@ -44,6 +44,7 @@
 //! | `CONTEXT: u32`, `ARENA_BYTES: usize` | the context the arena is sized for, and the arena's exact size |
 //! | `BLOB_LEN: usize`, `BLOB_SHA256: [u8; 32]` | size and digest of the packed weights |
 //! | `TARGET`, `SCHEME`, `EMBED` | what the weights were packed for, how they are linked |
+//! | `IOMMU_DOMAINS`, `TENSOR_DOMAINS` | the NPU memory plan: domains used, each tensor's domain |
 //! | `model() -> &'static Model<'static>` | config + descriptor table + weights, nothing parsed at startup |
 //! | `tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables |
 //! | `blob() -> &'static [u8]` | the packed weights, in place (64-byte aligned) |
@@ -92,18 +93,45 @@
 //! `embed` (optional, default `"auto"`): how the packed weights reach the binary.
 //! `"bytes"` includes them with `include_bytes!` into an aligned static: simple, but rustc
 //! holds every byte (~14x the blob in memory, ~0.15 s/MiB), so it suits firmware-sized
-//! blobs. `"object"` has the build script write an object file for the compilation target
-//! and link it as a static library, so rustc never sees the bytes (ELF and COFF targets:
-//! x86, x86-64, ARM, AArch64, RISC-V). `"auto"` picks `"bytes"` up to 16 MiB and `"object"`
-//! above. Blobs of 1 GiB and more go into x86-64's large data section; on AArch64 blobs over
-//! 3.5 GiB are refused (ADRP reaches +-4 GiB and there is no larger code model).
+//! blobs (at most 512 MiB). `"object"` has the build script write an object file for the
+//! compilation target and link it as a static library, so rustc never sees the bytes (ELF
+//! and COFF targets: x86, x86-64, ARM, AArch64, RISC-V). `"auto"` picks `"bytes"` up to
+//! 16 MiB and `"object"` above. Linked blobs are limited by how far the target's code
+//! reaches its data: none on x86-64 (blobs of 1 GiB and more go into the large data
+//! section; a 4.5 GiB blob links and reads back), 1.5 GiB on AArch64 and RISC-V 64
+//! (32-bit PC-relative references across the blob; docs/large-blobs.md has the
+//! measurements). A blob over the limit is a compile error naming both sizes.
+//!
+//! `"file"` links nothing: the build writes the blob, after a 64-byte header (magic,
+//! version, length, SHA-256), to `<crate>-<Name>.npublob` beside the executable (the cargo
+//! profile directory; `NPU_BUILD_BLOB_DIR` or `npu_build::Config::blob_dir` choose another),
+//! and the struct gets, instead of `model()` and `blob()`:
+//!
+//! | item | what |
+//! |---|---|
+//! | `BLOB_FILE: &str` | the file's name |
+//! | `blob_path() -> Result<PathBuf, BlobFileError>` | beside the running executable |
+//! | `load() -> Result<&'static Model<'static>, BlobFileError>` | maps the file at `blob_path()` once (header and size checked against `BLOB_LEN` / `BLOB_SHA256`, nothing parsed) |
+//! | `load_from(path) -> Result<Model<'static>, BlobFileError>` | the same for a file elsewhere |
+//! | `verify_from(path) -> Result<(), BlobFileError>` | also hashes every byte |
+//!
+//! `BlobFileError` (`npu_runtime::blob_file::load`, feature `std`) names the path and the
+//! reason: missing, wrong size, wrong header, corrupt. Ship the file with the executable.
 //!
 //! ```ignore
 //! #[npu_model(path = "tiny.gguf", target = "cpu", quant = "int8", embed = "bytes")]
 //! pub struct Firmware;
 //! #[npu_model(path = "big.gguf", target = "rk3588", quant = "int4", embed = "object")]
 //! pub struct Linked;
+//! #[npu_model(path = "huge.gguf", target = "rk3588", quant = "int8", embed = "file")]
+//! pub struct Beside;
+//! // let model = Beside::load()?;
 //! ```
+//!
+//! NPU memory: on RKNPU targets the runtime places the tensors into IOMMU domains of
+//! `Target::max_buffer` bytes each (at most `Target::iommu_domains`); the plan is made at
+//! pack time and generated as `IOMMU_DOMAINS` and `TENSOR_DOMAINS`. A tensor larger than a
+//! domain, or a model needing more domains than the target has, is a compile error.
 //!
 //! # Errors
 //!
@@ -118,7 +146,7 @@
 //! rewritten whenever the build script reruns, which always recompiles this crate.
 #![deny(missing_docs)]
 
-use npu_build::declare::{self, Declaration, Site};
+use npu_build::declare::{self, Declaration, Embed, Site};
 use npu_build::protocol::{self, Status};
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -128,17 +156,51 @@ use quote::quote;
 #[proc_macro_attribute]
 pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.into();
-    expand(attr.into(), item2.clone())
+    let attr2: proc_macro2::TokenStream = attr.into();
+    expand(attr2.clone(), item2.clone())
         .unwrap_or_else(|e| {
             // One error per mistake: keep the item and give it every associated item the
             // generated code has, so its uses elsewhere add no "not found" errors.
             let err = e.to_compile_error();
-            let stand_in = syn::parse2::<syn::Item>(item2.clone())
-                .ok()
-                .and_then(|it| declare::check_item(&it).ok().map(placeholder_impl));
+            let stand_in = syn::parse2::<syn::Item>(item2.clone()).ok().and_then(|it| {
+                let ident = declare::check_item(&it).ok()?;
+                let file = declare::parse_args(attr2, ident, Span::call_site())
+                    .is_ok_and(|d| d.embed == Embed::File);
+                Some(if file { placeholder_file_impl(ident) } else { placeholder_impl(ident) })
+            });
             quote! { #err #item2 #stand_in }
         })
         .into()
+}
+
+/// [`placeholder_impl`] for `embed = "file"`: its items instead of `model()` and `blob()`
+/// (keep in step with `npu_build::codegen::blob_file::items`).
+fn placeholder_file_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
+    let common = placeholder_common(ident);
+    quote! {
+        #common
+        #[allow(dead_code, clippy::all)]
+        impl #ident {
+            /// Placeholder.
+            pub const BLOB_FILE: &'static str = "";
+            /// Placeholder.
+            pub fn blob_path() -> ::core::result::Result<::std::path::PathBuf, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn load() -> ::core::result::Result<&'static ::npu_runtime::model::Model<'static>, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn load_from(_path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<::npu_runtime::model::Model<'static>, ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn verify_from(_path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::npu_runtime::blob_file::load::BlobFileError> {
+                ::core::unreachable!()
+            }
+        }
+    }
 }
 
 /// The items of `npu_build::codegen::assemble`'s `impl`, with inert values: emitted next to
@@ -146,6 +208,25 @@ pub fn npu_model(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// instead of repeating the error as "no associated item" errors. Keep the names and types
 /// in step with `assemble`.
 fn placeholder_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
+    let common = placeholder_common(ident);
+    quote! {
+        #common
+        #[allow(dead_code, clippy::all)]
+        impl #ident {
+            /// Placeholder.
+            pub fn model() -> &'static ::npu_runtime::model::Model<'static> {
+                ::core::unreachable!()
+            }
+            /// Placeholder.
+            pub fn blob() -> &'static [u8] {
+                &[]
+            }
+        }
+    }
+}
+
+/// The placeholder items every embedding mode has.
+fn placeholder_common(ident: &syn::Ident) -> proc_macro2::TokenStream {
     quote! {
         #[allow(dead_code, clippy::all)]
         impl #ident {
@@ -162,22 +243,18 @@ fn placeholder_impl(ident: &syn::Ident) -> proc_macro2::TokenStream {
             /// Placeholder.
             pub const BLOB_SHA256: [u8; 32] = [0; 32];
             /// Placeholder.
+            pub const IOMMU_DOMAINS: u32 = 0;
+            /// Placeholder.
+            pub const TENSOR_DOMAINS: &'static [u8] = &[];
+            /// Placeholder.
             pub const TARGET: ::npu_runtime::target::TargetId = ::npu_runtime::target::TargetId::Cpu;
             /// Placeholder.
             pub const SCHEME: ::npu_runtime::format::Scheme = ::npu_runtime::format::Scheme::Int8;
             /// Placeholder.
             pub const EMBED: &'static str = "bytes";
             /// Placeholder.
-            pub fn model() -> &'static ::npu_runtime::model::Model<'static> {
-                ::core::unreachable!()
-            }
-            /// Placeholder.
             pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> {
                 ::core::unreachable!()
-            }
-            /// Placeholder.
-            pub fn blob() -> &'static [u8] {
-                &[]
             }
         }
     }

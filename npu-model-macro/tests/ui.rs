@@ -8,11 +8,13 @@
 //! Before building, the harness writes small GGUF files into the case's `models/`:
 //! `tiny.gguf` (a valid one-block llama with a 4-token BPE vocabulary), `gpt2.gguf` (an
 //! architecture npu-runtime does not run), `iq2.gguf` (a tensor of a type the dequantizer
-//! does not read), and two copies of `models/tiny/moby-tiny.gguf` whose
+//! does not read), `wide.gguf` (`tiny.gguf` with an FFN 3 Mi wide, f16, all zero, written
+//! sparse: its int8 blob is over 512 MiB), `models/tiny/moby-tiny.gguf` as it is, and two copies of it whose
 //! `blk.1.ffn_norm.weight` has shape `[0]` (`moby-zero-dim.gguf`) or `[64]`
 //! (`moby-short-norm.gguf`) instead of `[128]`, edited in the tensor table.
 //!
-//! `NPU_UI_BLESS=1` rewrites the expected files. Cases run in a shared target directory
+//! `NPU_UI_BLESS=1` rewrites the expected files; `NPU_UI_TARGET=<triple>` builds (and runs,
+//! through cargo's runner for it) for another target. Cases run in a shared target directory
 //! (`$CARGO_TARGET_DIR/npu-ui` or `target/npu-ui`), so npu-build is compiled once.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +41,30 @@ fn put_str(o: &mut Vec<u8>, s: &str) {
 
 /// `tensors`: (name, dims innermost first, ggml type id, data bytes).
 fn gguf(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u8> {
+    let table: Vec<(&str, Vec<u64>, u32, u64)> =
+        tensors.iter().map(|(n, d, t, data)| (*n, d.clone(), *t, data.len() as u64)).collect();
+    let (mut o, offsets) = gguf_header(kv, &table);
+    let start = o.len();
+    for ((_, _, _, data), off) in tensors.iter().zip(offsets) {
+        o.resize(start + off as usize, 0);
+        o.extend(data);
+    }
+    o
+}
+
+/// A GGUF file whose tensor data is all zero and left sparse (a hole), so a file of GiBs
+/// costs nothing to write. `tensors`: (name, dims, ggml type id, data length in bytes).
+fn gguf_sparse(path: &Path, kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, u64)]) {
+    let (head, offsets) = gguf_header(kv, tensors);
+    let end = offsets.last().zip(tensors.last()).map_or(0, |(o, t)| o + t.3);
+    let f = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut &f, &head).unwrap();
+    f.set_len(head.len() as u64 + end).unwrap();
+}
+
+/// Header, metadata and tensor table (padded to the data alignment), and each tensor's
+/// offset in the data section.
+fn gguf_header(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, u64)]) -> (Vec<u8>, Vec<u64>) {
     let mut o = b"GGUF".to_vec();
     o.extend(3u32.to_le_bytes());
     o.extend((tensors.len() as u64).to_le_bytes());
@@ -78,7 +104,7 @@ fn gguf(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u
     }
     let mut offset = 0u64;
     let mut offsets = Vec::new();
-    for (name, dims, ty, data) in tensors {
+    for (name, dims, ty, len) in tensors {
         put_str(&mut o, name);
         o.extend((dims.len() as u32).to_le_bytes());
         for d in dims {
@@ -87,17 +113,12 @@ fn gguf(kv: &[(&str, Val)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u
         o.extend(ty.to_le_bytes());
         o.extend(offset.to_le_bytes());
         offsets.push(offset);
-        offset = (offset + data.len() as u64).div_ceil(32) * 32;
+        offset = (offset + len).div_ceil(32) * 32;
     }
     while !o.len().is_multiple_of(32) {
         o.push(0);
     }
-    let start = o.len();
-    for ((_, _, _, data), off) in tensors.iter().zip(offsets) {
-        o.resize(start + off as usize, 0);
-        o.extend(data);
-    }
-    o
+    (o, offsets)
 }
 
 fn f32s(n: usize, seed: u32) -> Vec<u8> {
@@ -164,7 +185,31 @@ fn write_models(dir: &Path) {
         }
     }
     std::fs::write(dir.join("iq2.gguf"), gguf(&kv, &iq)).unwrap();
+    // FFN width 3 Mi in f16: 1.1 GiB of zeros (sparse), 576 MiB of int8 weights once packed.
+    let wide = 3u64 << 20;
+    let mut kv = llama_kv("llama");
+    for (k, val) in kv.iter_mut() {
+        if *k == "llama.feed_forward_length" {
+            *val = Val::U32(wide as u32);
+        }
+    }
+    let (f16, f32) = (|dims: &[u64]| dims.iter().product::<u64>() * 2, 4 * d);
+    let big: Vec<(&str, Vec<u64>, u32, u64)> = vec![
+        ("token_embd.weight", vec![d, v], 1, f16(&[d, v])),
+        ("blk.0.attn_norm.weight", vec![d], 0, f32),
+        ("blk.0.attn_q.weight", vec![d, d], 1, f16(&[d, d])),
+        ("blk.0.attn_k.weight", vec![d, 32], 1, f16(&[d, 32])),
+        ("blk.0.attn_v.weight", vec![d, 32], 1, f16(&[d, 32])),
+        ("blk.0.attn_output.weight", vec![d, d], 1, f16(&[d, d])),
+        ("blk.0.ffn_norm.weight", vec![d], 0, f32),
+        ("blk.0.ffn_gate.weight", vec![d, wide], 1, f16(&[d, wide])),
+        ("blk.0.ffn_up.weight", vec![d, wide], 1, f16(&[d, wide])),
+        ("blk.0.ffn_down.weight", vec![wide, d], 1, f16(&[wide, d])),
+        ("output_norm.weight", vec![d], 0, f32),
+    ];
+    gguf_sparse(&dir.join("wide.gguf"), &kv, &big);
     let moby = std::fs::read(root().join("models/tiny/moby-tiny.gguf")).unwrap();
+    std::fs::write(dir.join("moby-tiny.gguf"), &moby).unwrap();
     for (file, len) in [("moby-zero-dim.gguf", 0u64), ("moby-short-norm.gguf", 64)] {
         std::fs::write(dir.join(file), with_dim(&moby, "blk.1.ffn_norm.weight", len)).unwrap();
     }
@@ -265,8 +310,13 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
     }
     write_models(&work.join("models"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // NPU_UI_TARGET cross-builds (and runs through cargo's runner for that target, e.g.
+    // qemu-user, as scripts/test-aarch64.sh sets it up).
+    let target: Vec<String> =
+        std::env::var("NPU_UI_TARGET").map(|t| vec!["--target".into(), t]).unwrap_or_default();
     let out = Command::new(&cargo)
         .args(["build", "--color=never", "--quiet"])
+        .args(&target)
         .current_dir(&work)
         .env("CARGO_TARGET_DIR", target_dir)
         .env_remove("NPU_BUILD_CACHE")
@@ -302,6 +352,7 @@ fn run_case(case: &Path, target_dir: &Path, work_root: &Path) -> Result<(), Stri
             if work.join("src/main.rs").exists() {
                 let run = Command::new(&cargo)
                     .args(["run", "--color=never", "--quiet"])
+                    .args(&target)
                     .current_dir(&work)
                     .env("CARGO_TARGET_DIR", target_dir)
                     .env("NPU_UI_MODELS", work.join("models"))

@@ -12,6 +12,8 @@
 //!   caller-provided arena (KV cache, activations); llama, qwen2, gemma2 and gemma3 forward
 //!   passes.
 //! - [`sampler`], [`generate`]: seeded sampling, the generation loop, ChatML turns.
+//! - [`blob_file`]: the header of a blob kept in a file beside the executable; mapping and
+//!   checking it (feature `std`).
 //! - `select` (feature `std`): the backend an application's `--backend cpu|rknpu|auto` asks
 //!   for, above the backends it chooses between.
 //!
@@ -21,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod blob_file;
 pub mod cpu;
 pub mod error;
 pub mod exec;

@@ -79,6 +79,11 @@ pub struct Target {
     /// Address window of one IOMMU domain in bytes (librknnrt `iommu_domain_id`, SDK ≥
     /// 2.0.0b0: 4 GiB each; up to 16 domains in RKLC's use).
     pub iommu_window: u64,
+    /// IOMMU domains the NPU driver offers a process (`iommu_domain_id` 0..16: the ids
+    /// rk-llama.cpp's `IOMMUDomainManager` allocates from; rknn_matmul_api.h v2.3.2 "each
+    /// domain has 4GB of space"). The runtime places tensors into them
+    /// ([`crate::rknpu::plan`]); the build refuses a model needing more.
+    pub iommu_domains: u32,
     /// Largest single buffer / blob offset the runtime can bind: `i32` offsets of
     /// `rknn_create_mem_from_fd` (rknn_api.h v2.3.2) limit it to just under 2 GiB.
     pub max_buffer: u64,
@@ -93,6 +98,7 @@ const _: () = assert!(49 * INT4_K_SEG <= i16::MAX as u32 && INT4_K_SEG.is_multip
 const _: () = assert!(INT4_K_SEG <= Pipeline::I4I4I16.overflow_free_k());
 
 const RK_WINDOW: u64 = 4 << 30;
+const RK_DOMAINS: u32 = 16;
 const RK_MAX_BUFFER: u64 = (i32::MAX as u64 + 1) - 64;
 
 const RK3588_PIPES: [PipelineSpec; 3] = [
@@ -212,6 +218,7 @@ static TARGETS: [Target; 5] = [
         pipelines: &RK3588_PIPES,
         unused_sdk_types: &RK3588_UNUSED,
         iommu_window: RK_WINDOW,
+        iommu_domains: RK_DOMAINS,
         max_buffer: RK_MAX_BUFFER,
     },
     Target {
@@ -221,6 +228,7 @@ static TARGETS: [Target; 5] = [
         pipelines: &RK3576_PIPES,
         unused_sdk_types: &RK3588_UNUSED,
         iommu_window: RK_WINDOW,
+        iommu_domains: RK_DOMAINS,
         max_buffer: RK_MAX_BUFFER,
     },
     Target {
@@ -230,6 +238,7 @@ static TARGETS: [Target; 5] = [
         pipelines: &RK356X_PIPES,
         unused_sdk_types: &[],
         iommu_window: RK_WINDOW,
+        iommu_domains: RK_DOMAINS,
         max_buffer: RK_MAX_BUFFER,
     },
     Target {
@@ -239,6 +248,7 @@ static TARGETS: [Target; 5] = [
         pipelines: &RK356X_PIPES,
         unused_sdk_types: &[],
         iommu_window: RK_WINDOW,
+        iommu_domains: RK_DOMAINS,
         max_buffer: RK_MAX_BUFFER,
     },
     Target {
@@ -248,6 +258,7 @@ static TARGETS: [Target; 5] = [
         pipelines: &CPU_PIPES,
         unused_sdk_types: &[],
         iommu_window: u64::MAX,
+        iommu_domains: 1,
         max_buffer: u64::MAX,
     },
 ];
@@ -267,6 +278,11 @@ impl Target {
             TargetId::Rk3568 => &TARGETS[3],
             TargetId::Cpu => &TARGETS[4],
         }
+    }
+
+    /// Bytes of NPU-addressable memory: every IOMMU domain's window (`u64::MAX` for `cpu`).
+    pub const fn npu_memory(&self) -> u64 {
+        self.iommu_window.saturating_mul(self.iommu_domains as u64)
     }
 
     /// Looks a profile up by name (exact, lower case).

@@ -9,11 +9,16 @@
 //! | `Name::CONFIG: ModelConfig` | hyperparameters, context length, stop tokens |
 //! | `Name::CONTEXT`, `Name::ARENA_BYTES` | the context the arena is sized for, and its exact size ([`npu_runtime::model::arena_bytes`], evaluated by rustc) |
 //! | `Name::BLOB_LEN`, `Name::BLOB_SHA256` | size and SHA-256 of the packed weights |
+//! | `Name::IOMMU_DOMAINS`, `Name::TENSOR_DOMAINS` | the IOMMU domains the NPU buffers occupy, and each tensor's domain (checked at pack time: no tensor crosses a domain, no more domains than the target has) |
 //! | `Name::NPU_BUFFERS` | NPU buffers (file descriptors) the RKNPU backend allocates ([`npu_runtime::rknpu::plan`]) |
 //! | `Name::TARGET`, `Name::SCHEME`, `Name::EMBED` | what it was built for and how the blob is linked |
 //! | `Name::model() -> &'static Model<'static>` | config + descriptor table + blob + tokenizer tables, all static |
 //! | `Name::tokenizer() -> &'static TokenizerTables<'static>` | the tokenizer tables, borrowed from `OUT_DIR/npu-model/<Name>.tok` |
 //! | `Name::blob() -> &'static [u8]` | the packed weights, in place |
+//!
+//! With `embed = "file"` the blob is not in the binary: `model()` and `blob()` give way to
+//! `BLOB_FILE`, `blob_path()`, `load()`, `load_from(path)` and `verify_from(path)`
+//! ([`blob_file`]), which map the blob file and return errors naming the path.
 //!
 //! plus const assertions (`const _: () = assert!(..)`): the config is consistent, blob plus
 //! arena fit the target's memory window and the host's address space, every shard is
@@ -28,6 +33,8 @@
 //! [`OwnedTokenizerTables::to_bytes`]: crate::tokenizer::OwnedTokenizerTables::to_bytes
 //! No absolute path, time or hash-map order reaches the text: files are named through
 //! `concat!(env!("OUT_DIR"), ..)`, floats are written as bit patterns.
+
+mod blob_file;
 
 use crate::declare::Embed;
 use crate::pack::PackedTable;
@@ -96,7 +103,12 @@ fn layout_literal(l: &Layout) -> String {
 /// table (`static NPU_TENSORS`), the tokenizer tables (`static NPU_TOK` over the bytes of
 /// `NPU_TOK_STORE`, through the tokenizer's own emitter) and the `PackedModel` fields. Items
 /// are private to the block.
-pub fn model_part(packed: &PackedTable, tokenizer_source: &str) -> String {
+pub fn model_part(
+    packed: &PackedTable,
+    tokenizer_source: &str,
+    tensor_domains: &[u8],
+    domains: u32,
+) -> String {
     let f = "::npu_runtime::format";
     let mut s = String::new();
     let descs = packed.descs();
@@ -106,6 +118,12 @@ pub fn model_part(packed: &PackedTable, tokenizer_source: &str) -> String {
         _ => npu_runtime::rknpu::plan::buffer_count(&descs, budget),
     };
     let _ = writeln!(s, "const NPU_BUFFERS: usize = {buffers};");
+    let _ = writeln!(s, "const NPU_IOMMU_DOMAINS: u32 = {domains};");
+    let _ = writeln!(
+        s,
+        "const NPU_TENSOR_DOMAINS: [u8; {}] = {tensor_domains:?};",
+        tensor_domains.len()
+    );
     let _ = writeln!(s, "// Descriptor table: {} tensors, blob order.", packed.tensors.len());
     let _ =
         writeln!(s, "static NPU_TENSORS: [{f}::TensorDesc<'static>; {}] = [", packed.tensors.len());
@@ -177,6 +195,11 @@ pub enum BlobRef {
         /// Symbol name.
         symbol: String,
     },
+    /// A blob file beside the executable, mapped by the generated `load()`.
+    File {
+        /// The file's name.
+        file_name: String,
+    },
 }
 
 /// What [`assemble`] needs besides the model part.
@@ -211,6 +234,7 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
     let embed = match a.blob {
         BlobRef::Bytes { .. } => Embed::Bytes,
         BlobRef::Object { .. } => Embed::Object,
+        BlobRef::File { .. } => Embed::File,
     };
     let mut s = String::new();
     let _ = writeln!(
@@ -225,14 +249,20 @@ pub fn assemble(a: &Assembly<'_>, model_part: &str) -> String {
         embed.name()
     );
     s.push_str("const _: () = {\n");
-    s.push_str(&blob_storage(a));
+    if !matches!(a.blob, BlobRef::File { .. }) {
+        s.push_str(&blob_storage(a));
+    }
     s.push_str(model_part);
     s.push_str(&crate::tokenizer::store_source(
         "NPU_TOK",
         &format!("npu-model/{}", a.tokenizer_file),
     ));
     let _ = writeln!(s, "const NPU_CONFIG: {m}::ModelConfig = {};", config_literal(&a.config));
-    let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
+    if matches!(a.blob, BlobRef::File { .. }) {
+        s.push_str(&blob_file::storage(a));
+    } else {
+        let _ = writeln!(s, "static NPU_MODEL: {m}::Model<'static> = {m}::Model {{ config: NPU_CONFIG, weights: {f}::PackedModel {{ target: NPU_TARGET, scheme: NPU_SCHEME, tensors: &NPU_TENSORS, blob: NPU_BLOB }}, tokenizer: &NPU_TOK }};");
+    }
     s.push_str(&associated_items(a, embed));
     s.push_str(&checks(a));
     s.push_str("};\n");
@@ -259,6 +289,7 @@ fn blob_storage(a: &Assembly<'_>) -> String {
                 "const _: () = ::core::assert!(::core::mem::align_of::<NpuAligned<[u8; 0]>>() as u64 >= {f}::BLOB_ALIGN, \"npu-model: the blob's storage is less aligned than npu_runtime::format::BLOB_ALIGN\");"
             );
         }
+        BlobRef::File { .. } => {}
         BlobRef::Object { symbol } => {
             s.push_str("unsafe extern \"C\" {\n");
             let _ = writeln!(s, "    #[link_name = \"{symbol}\"]");
@@ -267,7 +298,7 @@ fn blob_storage(a: &Assembly<'_>) -> String {
             s.push_str("static NPU_BLOB: &[u8] = unsafe { &NPU_BLOB_STORE };\n");
             let _ = writeln!(
                 s,
-                "#[cfg(target_arch = \"aarch64\")]\nconst _: () = ::core::assert!(NPU_BLOB_LEN as u64 <= {}, \"npu-model: `{}`: the blob is beyond AArch64's ADRP reach (+-4 GiB minus room for code and data)\");",
+                "#[cfg(target_arch = \"aarch64\")]\nconst _: () = ::core::assert!(NPU_BLOB_LEN as u64 <= {}, \"npu-model: `{}`: the blob is larger than an AArch64 executable can link (+-2 GiB of .eh_frame reach minus room for code); use embed = \\\"file\\\"\");",
                 crate::embed::AARCH64_MAX_BLOB,
                 a.name
             );
@@ -305,6 +336,11 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
         "SHA-256 of the packed weights.",
         format!("pub const BLOB_SHA256: [u8; 32] = {:?};", a.blob_sha256),
     );
+    item(
+        "IOMMU domains the model's NPU buffers occupy (0 for the cpu target).",
+        "pub const IOMMU_DOMAINS: u32 = NPU_IOMMU_DOMAINS;".into(),
+    );
+    item("Per tensor of the descriptor table, the IOMMU domain that holds it (255: not in NPU memory), as the RKNPU backend places it (`npu_runtime::rknpu::plan`).", "pub const TENSOR_DOMAINS: &'static [u8] = &NPU_TENSOR_DOMAINS;".into());
     item("NPU buffers (dma-buf file descriptors) the RKNPU backend allocates for this model: `RLIMIT_NOFILE` must exceed it (0 for the cpu target).", "pub const NPU_BUFFERS: usize = NPU_BUFFERS;".into());
     item(
         "Target profile the weights are packed for.",
@@ -312,15 +348,19 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
     );
     item("Quantization scheme.", format!("pub const SCHEME: {f}::Scheme = NPU_SCHEME;"));
     item(
-        "How the blob is linked: `\"bytes\"` or `\"object\"`.",
+        "How the blob reaches the program: `\"bytes\"`, `\"object\"` or `\"file\"`.",
         format!("pub const EMBED: &'static str = {:?};", embed.name()),
     );
-    item(
-        "The model: config, descriptor table and blob, all static.",
-        format!("pub fn model() -> &'static {m}::Model<'static> {{ &NPU_MODEL }}"),
-    );
     item("The tokenizer tables.", "pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> { &NPU_TOK }".into());
-    item("The packed weights, in place.", "pub fn blob() -> &'static [u8] { NPU_BLOB }".into());
+    if let BlobRef::File { file_name } = &a.blob {
+        blob_file::items(file_name, item);
+    } else {
+        item(
+            "The model: config, descriptor table and blob, all static.",
+            format!("pub fn model() -> &'static {m}::Model<'static> {{ &NPU_MODEL }}"),
+        );
+        item("The packed weights, in place.", "pub fn blob() -> &'static [u8] { NPU_BLOB }".into());
+    }
     s.push_str("}\n");
     s
 }
@@ -330,7 +370,7 @@ fn associated_items(a: &Assembly<'_>, embed: Embed) -> String {
 /// aligned and inside the blob.
 fn checks(a: &Assembly<'_>) -> String {
     let m = "::npu_runtime::model";
-    let (name, ctx, window) = (a.name, a.config.context_len, a.target.iommu_window);
+    let (name, ctx, window) = (a.name, a.config.context_len, a.target.npu_memory());
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -338,9 +378,10 @@ fn checks(a: &Assembly<'_>) -> String {
     );
     let _ = writeln!(
         s,
-        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= {window}u128, \"npu-model: `{name}`: packed weights plus the arena for context {ctx} exceed the memory target `{}` can address ({} bytes per IOMMU domain); lower `context` or choose a smaller quant\");",
+        "const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + ({m}::arena_bytes(&NPU_CONFIG, {ctx}) as u128) <= {window}u128, \"npu-model: `{name}`: packed weights plus the arena for context {ctx} exceed the memory target `{}` can address ({} bytes in {} IOMMU domains); lower `context` or choose a smaller quant\");",
         a.target.name,
-        window
+        window,
+        a.target.iommu_domains
     );
     let _ = writeln!(
         s,

@@ -13,6 +13,7 @@ use crate::model::LoadError;
 use crate::pack::{self, PackOptions};
 use crate::protocol;
 use crate::tokenizer::OwnedTokenizerTables;
+use npu_runtime::blob_file::Header;
 use npu_runtime::model::{arena_bytes, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -126,6 +127,9 @@ fn pack_into_cache(
         model_config(&g, &tokenizer, None).map_err(|e| load_failure(d, LoadError::Config(e)))?;
     let plan = pack::plan(&g, &opts).map_err(|e| load_failure(d, LoadError::Pack(e)))?;
     check(d, config, plan.blob_len, target)?;
+    let descs: Vec<_> = plan.entries.iter().map(|e| e.desc()).collect();
+    let domains = super::domains::plan_domains(&descs, d.target).map_err(|m| (Site::Quant, m))?;
+    drop(descs);
     let tok_bytes = [true, false].map(|le| tokenizer.to_bytes(le));
     let tok_source = tokenizer.to_rust_source("NPU_TOK");
     drop(tokenizer);
@@ -150,7 +154,10 @@ fn pack_into_cache(
         for (le, bytes) in [true, false].into_iter().zip(&tok_bytes) {
             std::fs::write(dir.join(cache::tokenizer_file(le)), bytes)?;
         }
-        std::fs::write(dir.join("model.rs"), codegen::model_part(&table, &tok_source))?;
+        std::fs::write(
+            dir.join("model.rs"),
+            codegen::model_part(&table, &tok_source, &domains.of_tensor, domains.domains),
+        )?;
         std::fs::write(dir.join("report.json"), table.report.to_json())?;
         std::fs::write(dir.join("tensors.json"), table.tensors_json())?;
         std::fs::write(dir.join(cache::ENTRY_FILE), entry.to_json())?;
@@ -220,22 +227,31 @@ fn check(
         return Err((Site::Path, msg));
     }
     let arena = arena_bytes(&config, context) as u64;
-    if blob_len.saturating_add(arena) > d.target.iommu_window {
+    let memory = d.target.npu_memory();
+    if blob_len.saturating_add(arena) > memory {
         return Err((
             if d.context_given { Site::Context } else { Site::Quant },
             format!(
-                "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {} bytes target `{}` addresses in one IOMMU domain; lower `context` or choose a smaller quant",
-                blob_len, d.target.iommu_window, d.target.name
+                "packed weights ({} bytes) plus the arena for context {context} ({arena} bytes) exceed the {memory} bytes target `{}` addresses ({} IOMMU domains of {} bytes); lower `context` or choose a smaller quant",
+                blob_len, d.target.name, d.target.iommu_domains, d.target.iommu_window
             ),
         ));
     }
-    let site = if d.embed == Embed::Auto { Site::Attr } else { Site::Embed };
-    let embed = embed::check_limits(d.embed, blob_len, target).map_err(|m| (site, m))?;
+    let embed = embed::check_limits(d.embed, blob_len, target).map_err(|m| (embed_site(d), m))?;
     Ok((config, embed))
 }
 
-/// Puts the blob where the generated code finds it: a static library (`Object`) or a file
-/// for `include_bytes!`. A stamp naming mode, digest, symbol and target skips the work when
+/// Where an embedding error shows: the `embed` value, or the attribute when it has none.
+fn embed_site(d: &Declaration) -> Site {
+    if d.embed == Embed::Auto {
+        Site::Attr
+    } else {
+        Site::Embed
+    }
+}
+
+/// Puts the blob where the generated code finds it: a static library (`Object`), a file
+/// for `include_bytes!` (`Bytes`), or a blob file beside the executable (`File`). A stamp naming mode, digest, symbol and target skips the work when
 /// nothing changed.
 fn embed_blob(
     ctx: &Ctx,
@@ -262,6 +278,16 @@ fn embed_blob(
     };
     let t1 = Instant::now();
     let (out, stale) = match embed {
+        Embed::File => {
+            let dir = ctx.blob_dir.clone().map_err(|m| (Site::Embed, m))?;
+            let name = embed::file::file_name(&ctx.crate_name, &d.name);
+            let header = Header::new(entry.blob_len, entry.blob_sha256);
+            embed::file::write(&blob_path, &dir.join(&name), &header)
+                .map_err(|m| (Site::Embed, m))?;
+            let _ = std::fs::remove_file(&stamp_path);
+            let _ = std::fs::remove_file(&lib_file);
+            ((BlobRef::File { file_name: name }, None), bytes_file)
+        }
         Embed::Object => {
             if !(fresh && lib_file.is_file()) {
                 let _ = std::fs::remove_file(&stamp_path);

@@ -21,6 +21,7 @@
 //! to a declaration: not running inside a build script, or `OUT_DIR` not writable.
 
 mod declaration;
+mod domains;
 
 use crate::cache::{self, Cache, Key};
 use crate::declare::{Embed, Site};
@@ -80,7 +81,8 @@ impl Compiled {
 
 /// Environment variables [`Config::from_env`] reads (each declared with
 /// `rerun-if-env-changed` when it is used).
-pub const ENV_VARS: [&str; 3] = ["NPU_BUILD_CACHE", "NPU_BUILD_THREADS", "NPU_BUILD_VERBOSE"];
+pub const ENV_VARS: [&str; 4] =
+    ["NPU_BUILD_CACHE", "NPU_BUILD_THREADS", "NPU_BUILD_VERBOSE", "NPU_BUILD_BLOB_DIR"];
 
 /// How to compile a crate's `#[npu_model]` declarations: a builder in the style of
 /// `prost_build::Config`.
@@ -91,6 +93,7 @@ pub const ENV_VARS: [&str; 3] = ["NPU_BUILD_CACHE", "NPU_BUILD_THREADS", "NPU_BU
 ///     .cache_dir("/var/cache/npu-model")
 ///     .threads(4)
 ///     .verbose(true)
+///     .blob_dir("/opt/app/weights")
 ///     .compile()
 ///     .unwrap();
 /// ```
@@ -102,6 +105,7 @@ pub struct Config {
     cache_dir: Option<PathBuf>,
     threads: Option<usize>,
     verbose: bool,
+    blob_dir: Option<PathBuf>,
     from_env: bool,
 }
 
@@ -120,6 +124,7 @@ impl Config {
     /// | `NPU_BUILD_CACHE` | [`Config::cache_dir`]: a cache shared between target directories (opt-in: cargo's rule is that build scripts write only to `OUT_DIR`) |
     /// | `NPU_BUILD_THREADS` | [`Config::threads`] |
     /// | `NPU_BUILD_VERBOSE` | [`Config::verbose`] (any value but empty or `0`) |
+    /// | `NPU_BUILD_BLOB_DIR` | [`Config::blob_dir`] |
     ///
     /// [`Config::compile`] then declares each with `rerun-if-env-changed`.
     pub fn from_env() -> Config {
@@ -128,6 +133,7 @@ impl Config {
             cache_dir: var("NPU_BUILD_CACHE").map(PathBuf::from),
             threads: var("NPU_BUILD_THREADS").and_then(|v| v.parse().ok()).filter(|&n| n > 0),
             verbose: var("NPU_BUILD_VERBOSE").is_some_and(|v| v != "0"),
+            blob_dir: var("NPU_BUILD_BLOB_DIR").map(PathBuf::from),
             from_env: true,
         }
     }
@@ -149,6 +155,14 @@ impl Config {
     /// Print what each declaration cost (hashing, packing, embedding) as cargo warnings.
     pub fn verbose(&mut self, on: bool) -> &mut Self {
         self.verbose = on;
+        self
+    }
+
+    /// Where `embed = "file"` declarations write their blob files, instead of the cargo
+    /// profile directory that holds the executable (where the generated `load()` looks). With
+    /// another directory the application opens the file with `load_from(path)`.
+    pub fn blob_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.blob_dir = Some(dir.into());
         self
     }
 
@@ -177,7 +191,8 @@ impl Config {
     fn context(&self) -> Result<Ctx, CompileError> {
         let var = |k: &'static str| std::env::var_os(k).ok_or(CompileError::NotBuildScript(k));
         let manifest_dir = PathBuf::from(var("CARGO_MANIFEST_DIR")?);
-        let gen_dir = protocol::gen_dir(&PathBuf::from(var("OUT_DIR")?));
+        let out_dir = PathBuf::from(var("OUT_DIR")?);
+        let gen_dir = protocol::gen_dir(&out_dir);
         let crate_name = var("CARGO_PKG_NAME")?.to_string_lossy().into_owned();
         let own_vars = if self.from_env { &ENV_VARS[..] } else { &[] };
         for v in own_vars.iter().chain(embed::TARGET_ENV_VARS.iter()) {
@@ -196,6 +211,10 @@ impl Config {
             gen_dir,
             crate_name,
             target: ObjTarget::from_env(),
+            blob_dir: match &self.blob_dir {
+                Some(d) => Ok(d.clone()),
+                None => embed::file::profile_dir(&out_dir),
+            },
             cache: Cache::new(cache_root),
             threads,
             verbose: self.verbose,
@@ -214,6 +233,8 @@ struct Ctx {
     gen_dir: PathBuf,
     crate_name: String,
     target: Result<ObjTarget, String>,
+    /// Where `embed = "file"` blobs go (an error only matters to such declarations).
+    blob_dir: Result<PathBuf, String>,
     cache: Cache,
     threads: usize,
     verbose: bool,
@@ -361,11 +382,12 @@ mod tests {
     fn builder_sets_what_it_names() {
         let mut c = Config::new();
         assert_eq!(
-            (c.cache_dir.clone(), c.threads, c.verbose, c.from_env),
-            (None, None, false, false)
+            (c.cache_dir.clone(), c.threads, c.verbose, c.blob_dir.clone(), c.from_env),
+            (None, None, false, None, false)
         );
-        c.cache_dir("/shared/npu").threads(0).verbose(true);
+        c.cache_dir("/shared/npu").threads(0).verbose(true).blob_dir("/opt/w");
         assert_eq!(c.cache_dir, Some(PathBuf::from("/shared/npu")));
+        assert_eq!(c.blob_dir, Some(PathBuf::from("/opt/w")));
         assert_eq!(c.threads, Some(1), "at least one thread");
         assert!(c.verbose && !c.from_env);
     }

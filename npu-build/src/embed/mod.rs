@@ -9,18 +9,31 @@
 //!   data symbol, archives it as a static library and links it; the generated code declares an
 //!   `extern "C"` static of the blob's length. rustc never sees the bytes.
 //!
-//! Address-range limits of linked data (checked by [`check_limits`] with the messages below):
+//! - [`Embed::File`]: nothing is linked; [`file`] writes the blob beside the executable.
+//!
+//! Address-range limits of linked data (checked by [`check_limits`]; measured with
+//! `scripts/link-large-blob.sh`, results in docs/large-blobs.md):
 //! - x86-64: code and data in the default small code model reach ±2 GiB with 32-bit
-//!   PC-relative relocations. Blobs of [`X86_64_LARGE_SECTION`] and more go into
-//!   `.lrodata.npu_model` with `SHF_X86_64_LARGE`, which linkers place outside the ±2 GiB
-//!   window of `.text`/`.rodata`/`.data`; Rust code reaches it through the GOT.
-//! - AArch64: ADRP reaches ±4 GiB and there is no medium/large code model to escape it, so
-//!   the whole image (code, blob, data) must span less than 4 GiB: blobs above
+//!   PC-relative relocations, so a 4.5 GiB blob in `.rodata` fails to link. Blobs of
+//!   [`X86_64_LARGE_SECTION`] and more go into `.lrodata.npu_model` with `SHF_X86_64_LARGE`,
+//!   which linkers place after everything the small model reaches; Rust code reaches it
+//!   through the GOT. A 4.5 GiB blob links and reads back there: no limit below the
+//!   address space.
+//! - AArch64: there is no large code model for position-independent executables, and the
+//!   linker (GNU ld) places the blob, like all read-only data, between `.text` and
+//!   `.eh_frame`, whose entries point back at the code with 32-bit PC-relative
+//!   `R_AARCH64_PREL32` (±2 GiB); ADRP (±4 GiB) is the next wall. A 3.5 GiB blob fails to
+//!   link on the first, a 4.5 GiB one on both; 1.5 GiB links. Blobs above
 //!   [`AARCH64_MAX_BLOB`] are refused.
+//! - RISC-V 64: the medany code model reaches ±2 GiB with AUIPC pairs (RISC-V ELF psABI,
+//!   "Code models"): blobs above [`RISCV64_MAX_BLOB`] are refused.
 //! - 32-bit targets: an array cannot exceed `isize::MAX` bytes.
+//!
+//! Every refusal names the blob's size and the limit and suggests `embed = "file"`.
 
 pub mod archive;
 pub mod blob_file;
+pub mod file;
 pub mod object_file;
 
 use crate::declare::Embed;
@@ -29,8 +42,12 @@ use crate::declare::Embed;
 /// the rest of the image (code, std's rodata, data) must also fit in the ±2 GiB window.
 pub const X86_64_LARGE_SECTION: u64 = 1 << 30;
 
-/// Largest blob linked on AArch64: 4 GiB of ADRP reach minus 512 MiB kept for code and data.
-pub const AARCH64_MAX_BLOB: u64 = (4 << 30) - (512 << 20);
+/// Largest blob linked on AArch64: the ±2 GiB of `.eh_frame`'s 32-bit PC-relative entries,
+/// which span the blob, minus 512 MiB kept for code and the rest of the read-only data.
+pub const AARCH64_MAX_BLOB: u64 = (2 << 30) - (512 << 20);
+
+/// Largest blob linked on RISC-V 64: medany's ±2 GiB reach minus 512 MiB for code and data.
+pub const RISCV64_MAX_BLOB: u64 = (2 << 30) - (512 << 20);
 
 /// Largest blob `embed = "bytes"` accepts: rustc's crate metadata uses 32-bit offsets and
 /// ICEs near 1 GiB of included bytes (rust-lang/rust#103607), long before memory runs out.
@@ -144,23 +161,46 @@ impl ObjTarget {
     }
 }
 
+/// The largest blob a linker can place in an executable for `t` (`None`: no limit below the
+/// address space), with the reason.
+pub fn max_linked_blob(t: &ObjTarget) -> Option<(u64, &'static str)> {
+    match t.arch.as_str() {
+        "aarch64" => Some((
+            AARCH64_MAX_BLOB,
+            "the blob lies between the code and .eh_frame, whose 32-bit PC-relative entries reach +-2 GiB, and AArch64 executables have no larger code model",
+        )),
+        "riscv64" => Some((
+            RISCV64_MAX_BLOB,
+            "RISC-V code reaches data with AUIPC (+-2 GiB, medany code model)",
+        )),
+        _ => None,
+    }
+}
+
+fn size(v: u64) -> String {
+    format!("{v} bytes ({:.2} GiB)", v as f64 / (1u64 << 30) as f64)
+}
+
 /// Chooses the embedding for a blob of `len` bytes and checks the target's limits. Returns
 /// the mode, or the message for the attribute.
 pub fn check_limits(mode: Embed, len: u64, t: &ObjTarget) -> Result<Embed, String> {
-    let gib = |v: u64| format!("{:.2} GiB", v as f64 / (1u64 << 30) as f64);
     if t.pointer_width < 64 && len > (1u64 << (t.pointer_width - 1)) - 1 {
         return Err(format!(
-            "the packed model is {} but a {}-bit target ({}) cannot address an array over isize::MAX bytes; choose a smaller quant",
-            gib(len),
+            "the packed model is {} but a {}-bit target ({}) cannot address more than {} in one array; choose a smaller quant",
+            size(len),
             t.pointer_width,
-            t.arch
+            t.arch,
+            size((1u64 << (t.pointer_width - 1)) - 1)
         ));
+    }
+    if mode == Embed::File {
+        return Ok(Embed::File);
     }
     let resolved = match mode.resolve(len) {
         Embed::Object if !t.object_supported() => {
             if mode == Embed::Object {
                 return Err(format!(
-                    "embed = \"object\" is not available for target_os = \"{}\", target_arch = \"{}\" (npu-build writes ELF and COFF objects for x86/x86_64/arm/aarch64/riscv); use embed = \"bytes\"",
+                    "embed = \"object\" is not available for target_os = \"{}\", target_arch = \"{}\" (npu-build writes ELF and COFF objects for x86/x86_64/arm/aarch64/riscv); use embed = \"bytes\" or embed = \"file\"",
                     t.os, t.arch
                 ));
             }
@@ -170,15 +210,18 @@ pub fn check_limits(mode: Embed, len: u64, t: &ObjTarget) -> Result<Embed, Strin
     };
     if resolved == Embed::Bytes && len > BYTES_MAX_BLOB {
         return Err(format!(
-            "the packed model is {}: too large for embed = \"bytes\" (rustc needs ~14x the blob in memory and its metadata breaks near 1 GiB); use embed = \"object\" or \"auto\"",
-            gib(len)
+            "the packed model is {}, more than the {} embed = \"bytes\" takes (rustc needs ~14x the blob in memory and its metadata breaks near 1 GiB); use embed = \"object\" or \"auto\", or embed = \"file\" to keep it in a file beside the executable",
+            size(len),
+            size(BYTES_MAX_BLOB)
         ));
     }
-    if resolved == Embed::Object && t.arch == "aarch64" && len > AARCH64_MAX_BLOB {
+    let linked_too_big = |&(max, _): &(u64, &str)| resolved == Embed::Object && len > max;
+    if let Some((max, why)) = max_linked_blob(t).filter(linked_too_big) {
         return Err(format!(
-            "the packed model is {}: AArch64 code reaches data with ADRP (+-4 GiB) and has no larger code model, so code, blob and data must fit in 4 GiB; the limit for the blob is {}. Choose a smaller quant, or keep the weights outside the binary",
-            gib(len),
-            gib(AARCH64_MAX_BLOB)
+            "the packed model is {}, more than the {} a blob linked into a target_arch = \"{}\" executable can have ({why}); use embed = \"file\" to keep the weights in a file beside the executable, or choose a smaller quant",
+            size(len),
+            size(max),
+            t.arch
         ));
     }
     Ok(resolved)
@@ -217,12 +260,16 @@ mod tests {
         assert_eq!(check_limits(Embed::Object, 5 << 30, &x86), Ok(Embed::Object));
         assert!(check_limits(Embed::Bytes, 600 << 20, &x86)
             .unwrap_err()
-            .contains("too large for embed = \"bytes\""));
+            .contains("more than the 536870912 bytes (0.50 GiB) embed = \"bytes\" takes"));
+        assert_eq!(check_limits(Embed::File, 5 << 30, &x86), Ok(Embed::File));
         let a64 = t("aarch64", "linux", 64);
         assert_eq!(check_limits(Embed::Object, AARCH64_MAX_BLOB, &a64), Ok(Embed::Object));
-        assert!(check_limits(Embed::Object, AARCH64_MAX_BLOB + 1, &a64)
-            .unwrap_err()
-            .contains("ADRP"));
+        let e = check_limits(Embed::Auto, 4608 << 20, &a64).unwrap_err();
+        assert!(e.starts_with("the packed model is 4831838208 bytes (4.50 GiB), more than the 1610612736 bytes (1.50 GiB)"), "{e}");
+        assert!(e.contains(".eh_frame") && e.contains("embed = \"file\""), "{e}");
+        assert_eq!(check_limits(Embed::File, 4608 << 20, &a64), Ok(Embed::File));
+        let rv = t("riscv64", "linux", 64);
+        assert!(check_limits(Embed::Object, 2 << 30, &rv).unwrap_err().contains("AUIPC"));
         let arm = t("arm", "none", 32);
         assert!(check_limits(Embed::Object, 3 << 30, &arm).unwrap_err().contains("32-bit"));
         let wasm = t("wasm32", "unknown", 32);

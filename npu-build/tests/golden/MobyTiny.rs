@@ -7,6 +7,8 @@ static NPU_BLOB_STORE: NpuAligned<[u8; NPU_BLOB_LEN]> = NpuAligned(*::core::incl
 static NPU_BLOB: &[u8] = &NPU_BLOB_STORE.0;
 const _: () = ::core::assert!(::core::mem::align_of::<NpuAligned<[u8; 0]>>() as u64 >= ::npu_runtime::format::BLOB_ALIGN, "npu-model: the blob's storage is less aligned than npu_runtime::format::BLOB_ALIGN");
 const NPU_BUFFERS: usize = 0;
+const NPU_IOMMU_DOMAINS: u32 = 0;
+const NPU_TENSOR_DOMAINS: [u8; 39] = [255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255];
 // Descriptor table: 39 tensors, blob order.
 static NPU_TENSORS: [::npu_runtime::format::TensorDesc<'static>; 39] = [
     ::npu_runtime::format::TensorDesc { name: "token_embd.weight", kind: ::npu_runtime::format::TensorKind::Embedding, scheme: Some(::npu_runtime::format::Scheme::Int8), pipeline: None, layout: ::npu_runtime::format::Layout::RowMajor { elem: ::npu_runtime::format::ElemType::I8 }, geom: ::npu_runtime::format::Geometry { k: 128, n: 1024, k_pad: 128, n_pad: 1024, k_align: 1, n_align: 1, k_seg_len: 128, k_segs: 1, cores: 1 }, rotation: None, shards: &[::npu_runtime::format::Shard { k_seg: 0, core: 0, k0: 0, k_len: 128, n0: 0, n_len: 1024, data: ::npu_runtime::format::Region { offset: 0, len: 131072 } }], scales: ::npu_runtime::format::Region { offset: 131072, len: 4096 } },
@@ -101,23 +103,27 @@ impl MobyTiny {
     pub const BLOB_LEN: usize = NPU_BLOB_LEN;
     /// SHA-256 of the packed weights.
     pub const BLOB_SHA256: [u8; 32] = [56, 52, 73, 200, 176, 50, 178, 75, 48, 199, 145, 130, 158, 152, 164, 251, 152, 227, 94, 229, 71, 163, 247, 66, 236, 187, 229, 117, 161, 65, 52, 0];
+    /// IOMMU domains the model's NPU buffers occupy (0 for the cpu target).
+    pub const IOMMU_DOMAINS: u32 = NPU_IOMMU_DOMAINS;
+    /// Per tensor of the descriptor table, the IOMMU domain that holds it (255: not in NPU memory), as the RKNPU backend places it (`npu_runtime::rknpu::plan`).
+    pub const TENSOR_DOMAINS: &'static [u8] = &NPU_TENSOR_DOMAINS;
     /// NPU buffers (dma-buf file descriptors) the RKNPU backend allocates for this model: `RLIMIT_NOFILE` must exceed it (0 for the cpu target).
     pub const NPU_BUFFERS: usize = NPU_BUFFERS;
     /// Target profile the weights are packed for.
     pub const TARGET: ::npu_runtime::target::TargetId = NPU_TARGET;
     /// Quantization scheme.
     pub const SCHEME: ::npu_runtime::format::Scheme = NPU_SCHEME;
-    /// How the blob is linked: `"bytes"` or `"object"`.
+    /// How the blob reaches the program: `"bytes"`, `"object"` or `"file"`.
     pub const EMBED: &'static str = "bytes";
-    /// The model: config, descriptor table and blob, all static.
-    pub fn model() -> &'static ::npu_runtime::model::Model<'static> { &NPU_MODEL }
     /// The tokenizer tables.
     pub fn tokenizer() -> &'static ::npu_runtime::tokenizer::TokenizerTables<'static> { &NPU_TOK }
+    /// The model: config, descriptor table and blob, all static.
+    pub fn model() -> &'static ::npu_runtime::model::Model<'static> { &NPU_MODEL }
     /// The packed weights, in place.
     pub fn blob() -> &'static [u8] { NPU_BLOB }
 }
 const _: () = ::core::assert!(NPU_CONFIG.invalid().is_none(), "npu-model: `MobyTiny`: the generated config is inconsistent (ModelConfig::invalid)");
-const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + (::npu_runtime::model::arena_bytes(&NPU_CONFIG, 128) as u128) <= 18446744073709551615u128, "npu-model: `MobyTiny`: packed weights plus the arena for context 128 exceed the memory target `cpu` can address (18446744073709551615 bytes per IOMMU domain); lower `context` or choose a smaller quant");
+const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + (::npu_runtime::model::arena_bytes(&NPU_CONFIG, 128) as u128) <= 18446744073709551615u128, "npu-model: `MobyTiny`: packed weights plus the arena for context 128 exceed the memory target `cpu` can address (18446744073709551615 bytes in 1 IOMMU domains); lower `context` or choose a smaller quant");
 const _: () = ::core::assert!((NPU_BLOB_LEN as u128) + (::npu_runtime::model::arena_bytes(&NPU_CONFIG, 128) as u128) <= (isize::MAX as u128), "npu-model: `MobyTiny`: packed weights plus the arena exceed this target's address space");
 const fn npu_layout_ok(ts: &[::npu_runtime::format::TensorDesc<'_>], blob_len: u64) -> bool {
     let a = ::npu_runtime::format::BLOB_ALIGN;

@@ -31,7 +31,7 @@
 use super::arena::{reinterpret_err, Bufs};
 use super::config::{Activation, ModelConfig, RopeStyle, MAX_BATCH};
 use super::error::ModelError;
-use super::weights::{desc, f32s, mm, vec_bytes, Model, Resolved, Slot, NONE, N_SLOTS};
+use super::weights::{desc, f32s, mm, vec_bytes, Model, Resolved, Slot, TIdx, NONE, N_SLOTS};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::exec;
@@ -126,7 +126,7 @@ fn attention<B: Backend>(
 }
 
 /// `x += y`, or with a post-norm `x += rmsnorm(y)·γ` (normed through `xb`), rows `0..n`.
-fn residual(m: &Model<'_>, s: &mut Bufs<'_>, post_norm: u16, n: usize) -> Result<(), ModelError> {
+fn residual(m: &Model<'_>, s: &mut Bufs<'_>, post_norm: TIdx, n: usize) -> Result<(), ModelError> {
     let c = &m.config;
     let len = c.d_model as usize * n;
     if post_norm == NONE {

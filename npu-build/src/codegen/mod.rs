@@ -431,6 +431,37 @@ mod tests {
     use npu_runtime::model::Arch;
 
     #[test]
+    fn file_mode_maps_instead_of_linking() {
+        let config = ModelConfig::new(Arch::Llama, 1, 64, 2, 1, 32, 128, 4, 1e4, 1e-5, true, 64, 3);
+        let a = Assembly {
+            name: "Big",
+            path: "big.gguf",
+            target: Target::by_name("cpu").unwrap(),
+            scheme: npu_runtime::format::Scheme::Int8,
+            config,
+            blob_len: 5 << 30,
+            blob_sha256: [1; 32],
+            blob: BlobRef::File { file_name: "app-Big.npublob".into() },
+            tokenizer_file: "Big.tok".into(),
+        };
+        let code = assemble(&a, "");
+        for want in [
+            "const NPU_BLOB_LEN: usize = 5368709120;",
+            "::npu_runtime::blob_file::Header::new(NPU_BLOB_LEN as u64, [1, 1,",
+            "pub const BLOB_FILE: &'static str = \"app-Big.npublob\";",
+            "pub fn load() -> ::core::result::Result<&'static ::npu_runtime::model::Model<'static>,",
+            "pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>)",
+            "pub fn verify_from(",
+            "pub const EMBED: &'static str = \"file\";",
+        ] {
+            assert!(code.contains(want), "missing {want:?}");
+        }
+        for absent in ["NPU_BLOB_STORE", "extern \"C\"", "pub fn model()", "pub fn blob()"] {
+            assert!(!code.contains(absent), "unexpected {absent:?}");
+        }
+    }
+
+    #[test]
     fn config_literal_writes_float_bits() {
         let mut c = ModelConfig::new(
             Arch::Qwen2,

@@ -282,8 +282,10 @@ fn embed_blob(
             let dir = ctx.blob_dir.clone().map_err(|m| (Site::Embed, m))?;
             let name = embed::file::file_name(&ctx.crate_name, &d.name);
             let header = Header::new(entry.blob_len, entry.blob_sha256);
-            embed::file::write(&blob_path, &dir.join(&name), &header)
-                .map_err(|m| (Site::Embed, m))?;
+            let dest = dir.join(&name);
+            embed::file::write(&blob_path, &dest, &header).map_err(|m| (Site::Embed, m))?;
+            // A deleted or replaced blob file is written again by the next build.
+            println!("cargo:rerun-if-changed={}", dest.display());
             let _ = std::fs::remove_file(&stamp_path);
             let _ = std::fs::remove_file(&lib_file);
             ((BlobRef::File { file_name: name }, None), bytes_file)

@@ -159,8 +159,9 @@ impl Config {
     }
 
     /// Where `embed = "file"` declarations write their blob files, instead of the cargo
-    /// profile directory that holds the executable (where the generated `load()` looks). With
-    /// another directory the application opens the file with `load_from(path)`.
+    /// profile directory that holds the executable (where the generated `load()` looks); a
+    /// relative path is relative to the crate's `Cargo.toml`. With another directory the
+    /// application opens the file with `load_from(path)`.
     pub fn blob_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.blob_dir = Some(dir.into());
         self
@@ -206,15 +207,16 @@ impl Config {
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let cache_root = self.cache_dir.clone().unwrap_or_else(|| gen_dir.join("cache"));
+        let blob_dir = match &self.blob_dir {
+            Some(d) => Ok(manifest_dir.join(d)),
+            None => embed::file::profile_dir(&out_dir),
+        };
         Ok(Ctx {
             manifest_dir,
             gen_dir,
             crate_name,
             target: ObjTarget::from_env(),
-            blob_dir: match &self.blob_dir {
-                Some(d) => Ok(d.clone()),
-                None => embed::file::profile_dir(&out_dir),
-            },
+            blob_dir,
             cache: Cache::new(cache_root),
             threads,
             verbose: self.verbose,

@@ -46,7 +46,7 @@ fn is_current(dest: &Path, header: &Header) -> bool {
 }
 
 /// Writes `header` and the blob file `src` to `dest`, unless `dest` already holds them
-/// (header and size equal). The new file is written beside `dest` and renamed over it, so a
+/// (header and size equal), with `src`'s modification time. The new file is written beside `dest` and renamed over it, so a
 /// running program that maps the old file keeps its bytes. Returns whether it wrote.
 pub fn write(src: &Path, dest: &Path, header: &Header) -> Result<bool, String> {
     if is_current(dest, header) {
@@ -64,7 +64,12 @@ pub fn write(src: &Path, dest: &Path, header: &Header) -> Result<bool, String> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
         out.write_all(&header.to_bytes())?;
         let copied = std::io::copy(&mut input, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        // The source's time, which predates this build script run: cargo, told to rerun
+        // when the file changes, then reruns when it is deleted or replaced, not because
+        // it was just written.
+        file.set_modified(input.metadata()?.modified()?)?;
         Ok(copied)
     })();
     let fail = |what: String| {
@@ -110,6 +115,8 @@ mod tests {
         let h = Header::new(3, [9; 32]);
         assert!(write(&src, &dest, &h).unwrap());
         assert!(!write(&src, &dest, &h).unwrap(), "unchanged: not rewritten");
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(mtime(&dest), mtime(&src));
         let bytes = std::fs::read(&dest).unwrap();
         assert_eq!(
             (bytes.len(), &bytes[..HEADER_LEN], &bytes[HEADER_LEN..]),

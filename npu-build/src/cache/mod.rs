@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Bumped when the layout of a cache entry changes.
-const ENTRY_VERSION: &str = "npu-model cache entry v4";
+const ENTRY_VERSION: &str = "npu-model cache entry v5";
 
 /// SHA-256 of a file, read in 4 MiB chunks (no memory map: a plain read is as fast from the
 /// page cache and cannot fault on a file truncated meanwhile).

@@ -44,7 +44,7 @@ use npu_runtime::target::Target;
 use std::fmt::Write as _;
 
 /// Version of the generated text's shape (part of the cache key).
-pub const CODEGEN_VERSION: u32 = 4;
+pub const CODEGEN_VERSION: u32 = 5;
 
 fn f32_lit(v: f32) -> String {
     format!("f32::from_bits(0x{:08x})", v.to_bits())

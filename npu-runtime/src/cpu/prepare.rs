@@ -140,7 +140,7 @@ mod tests {
             seed = rotate::splitmix64(seed);
             seed
         };
-        let ulp = |x: f32, d: i32| f32::from_bits((x.to_bits() as i32 + d) as u32);
+        let ulp = |x: f32, d: i32| f32::from_bits((x.to_bits() as i32).wrapping_add(d) as u32);
         for (isa, ks) in Isa::ALL.into_iter().filter_map(|i| Some((i, kernels(i)?))) {
             for (qmax, len) in [(127, 256), (7, 128), (127, 37), (7, 64)] {
                 for case in 0..40 {

@@ -15,8 +15,8 @@
 //! [`HEADER_LEN`] is a multiple of [`BLOB_ALIGN`], so a page-aligned mapping of the file
 //! gives a blob as aligned as an embedded one. Nothing after the header is parsed: the
 //! generated code already holds the descriptor table, and only compares the header with its
-//! constants and the file's size with the header ([`load`], feature `std`). The digest is
-//! checked only on request ([`load::BlobFile::verify`]): hashing GiBs at every start would
+//! constants and the file's size with the header (module `load`, feature `std`). The digest is
+//! checked only on request (`load::BlobFile::verify`): hashing GiBs at every start would
 //! cost seconds.
 
 #[cfg(feature = "std")]

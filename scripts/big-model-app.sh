@@ -62,7 +62,7 @@ use npu_runtime::select;
 use npu_runtime::tokenizer::EncodeOptions;
 use std::time::Instant;
 
-#[npu_model(path = "\${NPU_SYNTH_GGUF}", target = "rk3588", quant = "$quant", context = 256, embed = "file")]
+#[npu_model(path = "\${NPU_SYNTH_DIR}/$(basename "$gguf")", target = "rk3588", quant = "$quant", context = 256, embed = "file")]
 struct Big;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 EOF
 
-export NPU_SYNTH_GGUF="$gguf"
+export NPU_SYNTH_DIR="$(dirname "$gguf")"
 export NPU_BUILD_CACHE="${NPU_BUILD_CACHE:-$NPU_CACHE/big-app-pack-cache}"
 cd "$app"
 log "x86-64: cargo build --release ($quant; packs $(du -h "$gguf" | cut -f1) GGUF on a cache miss)"

@@ -13,32 +13,16 @@
 
 use npu_build::gguf::Gguf;
 use npu_build::tokenizer::OwnedTokenizerTables;
-use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, Utf8Stream};
+use npu_runtime::tokenizer::{EncodeOptions, Tokenizer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
+use tokenizer_common::{cache, decode_streaming, encode, missing};
+
+mod tokenizer_common;
 
 const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
-
-fn cache() -> PathBuf {
-    match std::env::var_os("NPU_CACHE") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
-        }
-    }
-}
-
-fn missing(what: &Path) -> bool {
-    if what.exists() {
-        return false;
-    }
-    let require = std::env::var("NPU_REQUIRE_MODELS").is_ok_and(|v| v == "1");
-    assert!(!require, "{} is missing and NPU_REQUIRE_MODELS=1", what.display());
-    eprintln!("skipped: {} is missing (run scripts/fetch-models.sh)", what.display());
-    true
-}
 
 /// llama.cpp's outputs (in the repository).
 fn vectors() -> &'static Value {
@@ -60,17 +44,6 @@ fn tables(file: &str) -> Option<OwnedTokenizerTables> {
 fn gemma3() -> Option<&'static OwnedTokenizerTables> {
     static T: OnceLock<Option<OwnedTokenizerTables>> = OnceLock::new();
     T.get_or_init(|| tables(GEMMA3)).as_ref()
-}
-
-fn encode(tok: &Tokenizer<'_>, text: &[u8], opts: EncodeOptions) -> Vec<u32> {
-    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
-    let mut ids = Vec::new();
-    tok.encode_with(text, opts, &mut scratch, &mut |id| {
-        ids.push(id);
-        Ok(())
-    })
-    .unwrap();
-    ids
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {
@@ -212,26 +185,7 @@ fn streaming_decode_joins_byte_fallback_pieces() {
     // Characters outside the vocabulary come out as <0xXX> byte tokens, one per UTF-8 byte.
     let text = "a 𝓕𝓪𝓷𝓬𝔂 🦙 text";
     let ids = encode(&tok, text.as_bytes(), EncodeOptions::default());
-    let mut stream = Utf8Stream::new();
-    let mut out = String::new();
-    let mut buf = vec![0u8; tok.max_token_len()];
-    let mut split_seen = false;
-    for &id in &ids {
-        let n = tok.piece(id, false, false, &mut buf).unwrap();
-        split_seen |= std::str::from_utf8(&buf[..n]).is_err();
-        stream
-            .push::<()>(&buf[..n], &mut |s| {
-                out.push_str(s);
-                Ok(())
-            })
-            .unwrap();
-    }
-    stream
-        .finish::<()>(&mut |s| {
-            out.push_str(s);
-            Ok(())
-        })
-        .unwrap();
+    let (out, split_seen) = decode_streaming(&tok, &ids);
     assert!(split_seen, "the text should have byte-fallback tokens");
     assert_eq!(out, text);
 }

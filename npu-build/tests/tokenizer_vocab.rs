@@ -14,47 +14,17 @@
 
 use npu_build::gguf::Gguf;
 use npu_build::tokenizer::{OwnedTokenizerTables, TokenizerBuildError};
-use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerError, Utf8Stream};
+use npu_runtime::tokenizer::{EncodeOptions, Tokenizer, TokenizerError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tokenizer_common::{cache, decode_streaming, encode, missing, require};
 
-fn cache() -> PathBuf {
-    match std::env::var_os("NPU_CACHE") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/npu-model")
-        }
-    }
-}
-
-fn require() -> bool {
-    std::env::var("NPU_REQUIRE_MODELS").is_ok_and(|v| v == "1")
-}
+mod tokenizer_common;
 
 /// llama.cpp's reference outputs, in the repository (`tests/data/README.md` says how each file
 /// was made).
 fn reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
-}
-
-fn missing(what: &Path) -> bool {
-    if what.exists() {
-        return false;
-    }
-    assert!(!require(), "{} is missing and NPU_REQUIRE_MODELS=1", what.display());
-    eprintln!("skipped: {} is missing (run scripts/fetch-models.sh)", what.display());
-    true
-}
-
-fn encode(tok: &Tokenizer<'_>, text: &[u8], opts: EncodeOptions) -> Vec<u32> {
-    let mut scratch = vec![0u32; Tokenizer::scratch_words_for(text.len())];
-    let mut ids = Vec::new();
-    tok.encode_with(text, opts, &mut scratch, &mut |id| {
-        ids.push(id);
-        Ok(())
-    })
-    .unwrap();
-    ids
 }
 
 /// Concatenated pieces (specials rendered), as llama.cpp's detokenizer without space cleanup.
@@ -298,26 +268,7 @@ fn streaming_decoder_never_splits_a_character() {
     // Byte-level BPE splits these emoji and CJK characters across tokens.
     let text = "🚀 (normal) 😶‍🌫️ 我想在apple工作 ✅";
     let ids = encode(&tok, text.as_bytes(), EncodeOptions::default());
-    let mut stream = Utf8Stream::new();
-    let mut out = String::new();
-    let mut buf = [0u8; 256];
-    let mut split_seen = false;
-    for &id in &ids {
-        let n = tok.piece(id, false, false, &mut buf).unwrap();
-        split_seen |= std::str::from_utf8(&buf[..n]).is_err();
-        stream
-            .push::<()>(&buf[..n], &mut |s| {
-                out.push_str(s);
-                Ok(())
-            })
-            .unwrap();
-    }
-    stream
-        .finish::<()>(&mut |s| {
-            out.push_str(s);
-            Ok(())
-        })
-        .unwrap();
+    let (out, split_seen) = decode_streaming(&tok, &ids);
     assert!(split_seen, "the text should have characters split across tokens");
     assert_eq!(out, text);
 }

@@ -255,21 +255,7 @@ mod tests {
     fn sliding_window_layers_keep_a_ring() {
         // Gemma 3 270M at 4096 positions: 15 local layers of 512 + 15 rows, 3 global of 4096;
         // one KV head of 256.
-        let mut c = ModelConfig::new(
-            Arch::Gemma3,
-            18,
-            640,
-            4,
-            1,
-            256,
-            2048,
-            262144,
-            1e6,
-            1e-6,
-            true,
-            4096,
-            1,
-        );
+        let mut c = crate::model::config::gemma3_270m();
         let full = ArenaPlan::new(&c, 4096);
         assert_eq!(full.kv_elems, 18 * 4096 * 256);
         c.swa_window = 512;

@@ -451,6 +451,13 @@ pub const MAX_LAYERS: usize = 128;
 
 pub use crate::backend::MAX_BATCH;
 
+/// Gemma 3 270M's shape at 4096 positions, before its window keys are read (no local
+/// layers yet): the fixture of the config and arena tests.
+#[cfg(test)]
+pub(crate) fn gemma3_270m() -> ModelConfig {
+    ModelConfig::new(Arch::Gemma3, 18, 640, 4, 1, 256, 2048, 262144, 1e6, 1e-6, true, 4096, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,21 +474,7 @@ mod tests {
     #[test]
     fn gemma3_layers_and_cache_rows() {
         // Gemma 3 270M: 18 blocks, every sixth global (5, 11, 17); window 512 from the file.
-        let mut c = ModelConfig::new(
-            Arch::Gemma3,
-            18,
-            640,
-            4,
-            1,
-            256,
-            2048,
-            262144,
-            1e6,
-            1e-6,
-            true,
-            4096,
-            1,
-        );
+        let mut c = gemma3_270m();
         assert_eq!((c.swa_window, c.swa_layers), (0, 0), "no window without the key");
         c.swa_window = 512;
         c.swa_layers = swa_pattern(6, 18);

@@ -10,6 +10,7 @@
 //! crate that ships a file beside the executable does; the file is named after the crate and
 //! the declaration, so crates and models do not collide.
 
+use crate::cache;
 use npu_runtime::blob_file::{Header, HEADER_LEN};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -46,47 +47,40 @@ fn is_current(dest: &Path, header: &Header) -> bool {
 }
 
 /// Writes `header` and the blob file `src` to `dest`, unless `dest` already holds them
-/// (header and size equal), with `src`'s modification time. The new file is written beside `dest` and renamed over it, so a
-/// running program that maps the old file keeps its bytes. Returns whether it wrote.
+/// (header and size equal), with `src`'s modification time. The new file is written beside
+/// `dest` and renamed over it ([`cache::write_atomic`]), so a running program that maps the
+/// old file keeps its bytes. Returns whether it wrote.
 pub fn write(src: &Path, dest: &Path, header: &Header) -> Result<bool, String> {
     if is_current(dest, header) {
         return Ok(false);
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        dest.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<u64> {
+    let mut wrong_len = None;
+    let written = cache::write_atomic(dest, |file| {
         let mut input = std::fs::File::open(src)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
         out.write_all(&header.to_bytes())?;
         let copied = std::io::copy(&mut input, &mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        out.flush()?;
+        drop(out);
+        if copied != header.blob_len {
+            wrong_len = Some(copied);
+            return Err(std::io::Error::other("length mismatch"));
+        }
         // The source's time, which predates this build script run: cargo, told to rerun
         // when the file changes, then reruns when it is deleted or replaced, not because
         // it was just written.
-        file.set_modified(input.metadata()?.modified()?)?;
-        Ok(copied)
-    })();
-    let fail = |what: String| {
-        let _ = std::fs::remove_file(&tmp);
-        Err(what)
-    };
-    match result {
-        Err(e) => fail(format!("writing the blob file {}: {e}", dest.display())),
-        Ok(n) if n != header.blob_len => fail(format!(
+        file.set_modified(input.metadata()?.modified()?)
+    });
+    match (written, wrong_len) {
+        (Err(_), Some(n)) => Err(format!(
             "the packed blob {} has {n} bytes, its cache entry says {}",
             src.display(),
             header.blob_len
         )),
-        Ok(_) => match std::fs::rename(&tmp, dest) {
-            Ok(()) => Ok(true),
-            Err(e) => fail(format!("renaming the blob file into {}: {e}", dest.display())),
-        },
+        (Err(e), None) => Err(format!("writing the blob file {}: {e}", dest.display())),
+        (Ok(()), _) => Ok(true),
     }
 }
 

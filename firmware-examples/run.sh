@@ -8,8 +8,9 @@
 #   firmware-examples/run.sh [aarch64-virt] [cortex-m]     # default: both
 #
 # Installs what is missing: Debian's qemu-system-arm (it has qemu-system-aarch64 too) and the
-# rustup targets. Firmware builds go to ${CARGO_TARGET_DIR:-target}/firmware; the QEMU
-# command line is each example's cargo runner (.cargo/config.toml).
+# rustup targets. Firmware builds go to $NPU_SIDE_TARGET_DIR (default target/side, the side
+# workspaces' shared target directory, where scripts/lint.sh's clippy has already compiled the
+# build scripts); the QEMU command line is each example's cargo runner (.cargo/config.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -29,7 +30,7 @@ done
 target_base="${CARGO_TARGET_DIR:-$repo/target}"
 cargo build --release --quiet -p npu-cli
 npu="$target_base/release/npu"
-fw_target="$target_base/firmware"
+fw_target="${NPU_SIDE_TARGET_DIR:-$repo/target/side}"
 
 # Size of an ELF section (0 when absent).
 section() {

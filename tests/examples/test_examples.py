@@ -37,12 +37,15 @@ def bins() -> dict[str, Path]:
     if not MODEL.exists():
         (pytest.fail if REQUIRE else pytest.skip)(f"SmolLM2: {MODEL} missing (scripts/fetch-models.sh smollm2)")
     root = target_dir()
-    env = dict(os.environ, NPU_CACHE=str(CACHE), CARGO_TARGET_DIR=str(root / "examples"))
+    # The side workspaces' shared target directory (scripts/lint.sh), where clippy has already
+    # compiled the build scripts' npu-build.
+    side = Path(os.environ.get("NPU_SIDE_TARGET_DIR", root / "side"))
+    env = dict(os.environ, NPU_CACHE=str(CACHE), CARGO_TARGET_DIR=str(side))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", str(REPO / "examples" / "Cargo.toml")],
                    env=env, check=True)
     if os.environ.get("NPU_ORACLE_BUILD") != "0":
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "npu-cli", "--bin", "npu"], cwd=REPO, check=True)
-    rel = root / "examples" / "release"
+    rel = side / "release"
     return {"generate": rel / "generate", "chat": rel / "chat", "npu": root / "release" / "npu"}
 
 

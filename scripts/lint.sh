@@ -61,8 +61,9 @@ clippy_side() {
 # makes with llama.cpp's tools). Its code is the same whatever model a declaration names, so
 # the lint packs a stand-in under both file names: the repo's tiny llama with its context
 # raised to the declarations' 1024 (scripts/gguf-set.py). Packing twenty tiny models takes
-# seconds; the real ones take tens of minutes. Its own target and pack cache, so the stand-ins
-# never meet scripts/bench.sh's real build.
+# seconds; the real ones take tens of minutes. Its own pack cache, and the side workspaces'
+# target directory rather than bench/target, so the stand-ins never meet scripts/bench.sh's
+# real build.
 clippy_bench() {
   local models="$repo/target/lint-bench/models" m
   mkdir -p "$models"
@@ -71,7 +72,7 @@ clippy_bench() {
     "$NPU_PYTHON" scripts/gguf-set.py models/tiny/moby-tiny.gguf "$models/$m.gguf" '{arch}.context_length=1024'
   done
   (cd bench && NPU_CACHE="$models" NPU_BUILD_CACHE="$repo/target/lint-bench/pack-cache" \
-    CARGO_TARGET_DIR="$repo/target/lint-bench/target" cargo clippy --all-targets --quiet -- -D warnings)
+    CARGO_TARGET_DIR="$NPU_SIDE_TARGET_DIR" cargo clippy --all-targets --quiet -- -D warnings)
 }
 
 case "${1:-all}" in

@@ -9,10 +9,11 @@
 #   scripts/model-app.sh MODEL.gguf [--target T] [--quant Q] [--embed auto|bytes|object|file]
 #       [--context N] [--tokens N] [--prompt TEXT] [--expect "ID ID ..."] [--aarch64]
 #
-# Defaults: --target cpu --quant fp16 --embed auto --context 512 --tokens 8
-# --prompt "Once upon a time" (tokenized as llama.cpp does: BOS if the vocabulary asks for
-# it, special-token text parsed). Generation stops early at an end-of-generation token.
-# Prints the build's wall time and peak RSS (largest process: the build script when it packs).
+# Defaults: --target cpu --quant fp16 --embed auto --tokens 8 --prompt "Once upon a time"
+# (tokenized as llama.cpp does: BOS if the vocabulary asks for it, special-token text
+# parsed); without --context the declaration leaves `context` to the attribute's default.
+# Generation stops early at an end-of-generation token. Prints the build's wall time and peak
+# RSS (largest process: the build script when it packs).
 # Not part of CI (a real model takes minutes to pack and compile). Env: NPU_APP_DIR (default:
 # a new folder under /tmp, removed at the end unless KEEP=1), NPU_BUILD_CACHE (default: one
 # under $NPU_CACHE, so a second run does not pack again).
@@ -23,7 +24,7 @@ source scripts/env.sh
 usage() { sed -n '9,10p' "$0" | sed 's/^# *//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 gguf="$(realpath "$1")"; shift
-target=cpu quant=fp16 embed=auto context=512 tokens=8 prompt="Once upon a time" expect="" aarch64=0
+target=cpu quant=fp16 embed=auto context="" tokens=8 prompt="Once upon a time" expect="" aarch64=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) target="$2"; shift 2 ;;
@@ -81,8 +82,8 @@ use std::time::Instant;
 #[npu_model(
     path = "\${NPU_APP_MODEL_DIR}/$(basename "$gguf")",
     target = "$target",
-    quant = "$quant",
-    context = $context,
+    quant = "$quant",${context:+
+    context = $context,}
     embed = "$embed"
 )]
 struct App;

@@ -49,4 +49,5 @@ step scripts/check-repro.sh
 # Bare-metal images under QEMU (installs qemu-system-arm and the rustup targets itself): each
 # one's tokens must equal `npu run`'s for the same model, scheme and prompt.
 step firmware-examples/run.sh
-step "$NPU_PYTHON" -m pytest -q tests/
+# --durations: a slow run names its slowest tests (CI budget).
+step "$NPU_PYTHON" -m pytest -q --durations=15 tests/

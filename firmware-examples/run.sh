@@ -8,7 +8,7 @@
 #   firmware-examples/run.sh [aarch64-virt] [cortex-m]     # default: both
 #
 # Installs what is missing: Debian's qemu-system-arm (it has qemu-system-aarch64 too) and the
-# rustup targets. Firmware builds go to $NPU_SIDE_TARGET_DIR (default target/side, the side
+# rustup targets. Firmware builds go to $NPU_SIDE_TARGET_DIR (scripts/env.sh: the side
 # workspaces' shared target directory, where scripts/lint.sh's clippy has already compiled the
 # build scripts); the QEMU command line is each example's cargo runner (.cargo/config.toml).
 set -euo pipefail
@@ -30,7 +30,7 @@ done
 target_base="${CARGO_TARGET_DIR:-$repo/target}"
 cargo build --release --quiet -p npu-cli
 npu="$target_base/release/npu"
-fw_target="${NPU_SIDE_TARGET_DIR:-$repo/target/side}"
+fw_target="$NPU_SIDE_TARGET_DIR"
 
 # Size of an ELF section (0 when absent).
 section() {

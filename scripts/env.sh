@@ -3,6 +3,9 @@
 export NPU_CACHE="${NPU_CACHE:-$HOME/.cache/npu-model}"
 export NPU_VENV="${NPU_VENV:-$NPU_CACHE/venv}"
 export NPU_PYTHON="$NPU_VENV/bin/python"
+# The one cargo target directory of the side workspaces (examples, models-crate, fuzz,
+# firmware images, bench): their build scripts' optimized npu-build compiles once for all.
+export NPU_SIDE_TARGET_DIR="${NPU_SIDE_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/side}"
 
 # Pinned oracle packages: gguf-py from the llama.cpp authors, numpy, pytest.
 NPU_PY_PACKAGES=(gguf==0.19.0 numpy==2.4.6 pytest==8.4.2)
@@ -34,4 +37,18 @@ npu_llama_venv() {
       --disable-pip-version-check --no-binary llama-cpp-python "${NPU_LLAMA_PACKAGES[@]}"
     echo "${NPU_LLAMA_PACKAGES[*]}" > "$stamp"
   fi
+}
+
+# Cross builds for aarch64-linux: the rustup target, Debian's cross gcc (the linker) and
+# qemu-user (cargo's runner for tests and binaries), installed when missing.
+npu_aarch64_linux() {
+  local t=aarch64-unknown-linux-gnu sudo=""
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+  if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
+  fi
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 }

@@ -12,15 +12,14 @@
 #
 # Clippy builds what it checks: in the side workspaces that includes their build scripts,
 # which pack the declared models. NPU_BUILD_CACHE (default: one folder under the main target
-# directory) lets them share packed models, and NPU_SIDE_TARGET_DIR (default: target/side) is
-# their one cargo target directory, so the build scripts' optimized npu-build and the shared
-# dependencies compile once for all of them (the examples and firmware tests build there too).
+# directory) lets them share packed models, and NPU_SIDE_TARGET_DIR (scripts/env.sh; default
+# target/side) is their one cargo target directory (the examples and firmware tests build
+# there too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 repo="$PWD"
 export NPU_BUILD_CACHE="${NPU_BUILD_CACHE:-$repo/target/lint-pack-cache}"
-export NPU_SIDE_TARGET_DIR="${NPU_SIDE_TARGET_DIR:-$repo/target/side}"
 
 # Workspaces with their own Cargo.lock / [workspace], formatted and linted on their own.
 side=(examples tests/models-crate npu-build/fuzz)

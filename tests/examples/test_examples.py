@@ -37,9 +37,9 @@ def bins() -> dict[str, Path]:
     if not MODEL.exists():
         (pytest.fail if REQUIRE else pytest.skip)(f"SmolLM2: {MODEL} missing (scripts/fetch-models.sh smollm2)")
     root = target_dir()
-    # The side workspaces' shared target directory (scripts/lint.sh), where clippy has already
+    # The side workspaces' shared target directory (scripts/env.sh), where clippy has already
     # compiled the build scripts' npu-build.
-    side = Path(os.environ.get("NPU_SIDE_TARGET_DIR", root / "side"))
+    side = Path(os.environ.get("NPU_SIDE_TARGET_DIR", REPO / "target" / "side"))
     env = dict(os.environ, NPU_CACHE=str(CACHE), CARGO_TARGET_DIR=str(side))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", str(REPO / "examples" / "Cargo.toml")],
                    env=env, check=True)

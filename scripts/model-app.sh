@@ -153,10 +153,8 @@ if [ -n "$expect" ]; then
 fi
 
 if [ "$aarch64" = 1 ]; then
+  npu_aarch64_linux
   T=aarch64-unknown-linux-gnu
-  rustup target list --installed | grep -qx "$T" || rustup target add "$T"
-  command -v aarch64-linux-gnu-gcc >/dev/null || apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
-  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
   log "aarch64: cargo build --release --target $T (a cache hit: the blob is copied, not packed)"
   /usr/bin/time -f "model-app: aarch64 build: %e s wall" cargo build --release --quiet --target "$T"
   file "target/$T/release/model-app" | sed 's/^/model-app: /'

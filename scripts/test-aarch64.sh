@@ -7,15 +7,9 @@
 #   scripts/test-aarch64.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
+npu_aarch64_linux
 T=aarch64-unknown-linux-gnu
-rustup target list --installed | grep -qx "$T" || rustup target add "$T"
-if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
-fi
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 cargo test --release --target "$T" -p npu-runtime --lib
 cargo test --release --target "$T" -p npu-build --test cpu_fast
 # The RKNPU backend against the stand-in librknnrt.so, both cross-built (the test loads the
